@@ -9,7 +9,7 @@ __all__ = ['STAGES', 'STAGE_MODULES', 'CodeLLMError', 'data_not_found', 'checkpo
            'raw_dir', 'processed_dir', 'models_dir', 'get_device', 'seed_everything', 'Stage', 'register_stage',
            'load_stages', 'get_stage']
 
-# %% ../nbs/00_core.ipynb #69e7c91d
+# %% ../nbs/00_core.ipynb #b1a3ea74
 class CodeLLMError(Exception):
     "An error whose message is one line a learner can act on: what is wrong, then `Run: <the fix>`."
 
@@ -23,7 +23,7 @@ def checkpoint_not_found(path, stage: str | None = None) -> CodeLLMError:
     fix = f"codellm train --stage {stage}" if stage else "codellm train --stage <stage>"
     return CodeLLMError(f"ERROR: CHECKPOINT NOT FOUND: {path}! Run: {fix}")
 
-# %% ../nbs/00_core.ipynb #3fad5461
+# %% ../nbs/00_core.ipynb #acc547e6
 from pathlib import Path
 
 def project_root(start=None) -> Path:
@@ -38,7 +38,7 @@ def raw_dir() -> Path:       return data_dir() / 'raw'
 def processed_dir() -> Path: return data_dir() / 'processed'
 def models_dir() -> Path:    return project_root() / 'models'
 
-# %% ../nbs/00_core.ipynb #1a50106d
+# %% ../nbs/00_core.ipynb #7788c5f2
 import os, random
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ def seed_everything(seed: int = 1337):
     "Seed Python, NumPy and torch (all devices)."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
-# %% ../nbs/00_core.ipynb #7695eb3c
+# %% ../nbs/00_core.ipynb #fdce592f
 import importlib
 from dataclasses import dataclass, field
 from typing import Callable
@@ -70,6 +70,7 @@ class Stage:
     template: str = '{prompt}'                 # prompt template stored in checkpoints; `codellm generate` applies it
     evaluate: Callable[..., dict] | None = None   # evaluate(checkpoint_path, data_dir=..., **kw) -> metrics dict
     train: Callable[..., dict] | None = None   # custom training (reward model, PPO); None: the shared LM trainer
+    trains: bool = True                        # False: nothing to train (e.g. the agent uses earlier models)
     align_to_docs: bool = False                # sample training windows at example starts (instruction data)
     train_defaults: dict = field(default_factory=dict)  # TrainConfig overrides for this stage, e.g. a lower learning rate
 

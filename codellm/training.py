@@ -7,9 +7,9 @@ Docs: https://codellm.github.io/codellm/training.html.md"""
 # %% auto #0
 __all__ = ['save_tokens', 'TokenData', 'lr_at', 'make_optimizer', 'amp_dtype', 'autocast_ctx', 'Callback', 'ProgressCB',
            'CheckpointCB', 'TrainConfig', 'TrainingInterrupted', 'Trainer', 'evaluate', 'train_state',
-           'load_train_state', 'fit', 'synthetic_counting', 'plot_history', 'ddp_setup', 'ddp_cleanup']
+           'load_train_state', 'fit', 'synthetic_counting', 'plot_history', 'ddp_setup', 'ddp_cleanup', 'train_stage']
 
-# %% ../nbs/01d_training.ipynb #e858131a
+# %% ../nbs/01d_training.ipynb #eda23a9a
 import contextlib, json, math, os, time
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .core import CodeLLMError, get_device, seed_everything
 from .checkpoint import save_checkpoint, unwrap
 
-# %% ../nbs/01d_training.ipynb #ce9aaa39
+# %% ../nbs/01d_training.ipynb #d50e7fa0
 def save_tokens(path, ids, mask=None):
     "Save ids (and an optional 0/1 loss mask) as .npy, uint16 when the vocabulary fits."
     ids = np.asarray(ids)
@@ -77,7 +77,7 @@ class TokenData:
         pick = np.linspace(0, self.n_starts - 1, n).round().astype(np.int64)
         return pick if self.starts is None else self.starts[pick]
 
-# %% ../nbs/01d_training.ipynb #28f499fb
+# %% ../nbs/01d_training.ipynb #4998408d
 def lr_at(step: int, max_lr: float, warmup: int, total: int, min_ratio: float = 0.1) -> float:
     "Linear warmup to `max_lr`, then cosine decay to `min_ratio * max_lr` at `total`."
     if step < warmup: return max_lr * (step + 1) / warmup
@@ -93,7 +93,7 @@ def make_optimizer(model, lr: float, weight_decay: float, betas=(0.9, 0.95), fus
     try: return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
     except (RuntimeError, TypeError): return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
-# %% ../nbs/01d_training.ipynb #ccc5ae6b
+# %% ../nbs/01d_training.ipynb #a303efd5
 def amp_dtype(device: torch.device):
     "The autocast dtype for a device: bf16 where supported (CPU, recent CUDA), else fp16 (older CUDA, MPS)."
     if device.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -104,7 +104,7 @@ def autocast_ctx(device: torch.device, enabled: bool):
     if not enabled: return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=amp_dtype(device))
 
-# %% ../nbs/01d_training.ipynb #5d0c971c
+# %% ../nbs/01d_training.ipynb #10d70919
 class Callback:
     "Override any of these; each receives the `Trainer`."
     order = 0
@@ -145,7 +145,7 @@ class CheckpointCB(Callback):
         self._save_last(t)
     def on_interrupt(self, t): self._save_last(t)
 
-# %% ../nbs/01d_training.ipynb #6a52a9b1
+# %% ../nbs/01d_training.ipynb #17c83061
 @dataclass
 class TrainConfig:
     batch_size: int = 16            # sequences per micro-batch (per process)
@@ -177,7 +177,7 @@ class TrainConfig:
     @property
     def total_steps(self) -> int: return self.num_epochs * self.steps_per_epoch
 
-# %% ../nbs/01d_training.ipynb #822da045
+# %% ../nbs/01d_training.ipynb #25cb6b39
 class TrainingInterrupted(Exception):
     "Raised after Ctrl-C, once the last checkpoint is safely written."
 
@@ -211,7 +211,7 @@ class Trainer:
     def _cb(self, event):
         for c in self.callbacks: getattr(c, event)(self)
 
-# %% ../nbs/01d_training.ipynb #67e6da7b
+# %% ../nbs/01d_training.ipynb #9c90f3a9
 def _batch(self, step: int, micro: int):
     "This process's share of the global micro-batch of `step`: reproducible from (seed, step, micro)."
     g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step * 1009 + micro)
@@ -248,7 +248,7 @@ def load_train_state(self, state: dict):
 
 Trainer._batch, Trainer.evaluate, Trainer.train_state, Trainer.load_train_state = _batch, evaluate, train_state, load_train_state
 
-# %% ../nbs/01d_training.ipynb #9293636d
+# %% ../nbs/01d_training.ipynb #7b96a7df
 def _train_step(self):
     cfg = self.cfg
     lr = lr_at(self.step, cfg.learning_rate, cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio)
@@ -301,14 +301,14 @@ def fit(self, resume: dict | None = None) -> dict:
 
 Trainer._train_step, Trainer._run_eval, Trainer.fit = _train_step, _run_eval, fit
 
-# %% ../nbs/01d_training.ipynb #8aa9528f
+# %% ../nbs/01d_training.ipynb #f6f22bbd
 def synthetic_counting(n: int = 5000, vocab: int = 50, seed: int = 0) -> np.ndarray:
     "Runs of counting tokens (start at random, +1 mod vocab): a task a tiny model learns in seconds."
     rng = np.random.default_rng(seed)
     runs = [(rng.integers(vocab) + np.arange(rng.integers(10, 40))) % vocab for _ in range(n // 25 + 1)]
     return np.concatenate(runs)[:n]
 
-# %% ../nbs/01d_training.ipynb #57cafb78
+# %% ../nbs/01d_training.ipynb #8c4bd716
 def plot_history(history: dict, ax=None, title: str = 'training', baseline: float | None = None, label: str = ''):
     "Train and validation loss against optimizer steps, with an optional baseline line."
     import matplotlib.pyplot as plt
@@ -320,7 +320,7 @@ def plot_history(history: dict, ax=None, title: str = 'training', baseline: floa
     ax.legend(); ax.grid(alpha=0.3)
     return ax
 
-# %% ../nbs/01d_training.ipynb #8c4623b2
+# %% ../nbs/01d_training.ipynb #1aa915bc
 def ddp_setup() -> tuple[int, int, str]:
     "Join the process group when started by torchrun; returns (rank, world_size, device). No-op for one process."
     world = int(os.environ.get('WORLD_SIZE', '1'))
@@ -336,3 +336,75 @@ def ddp_setup() -> tuple[int, int, str]:
 
 def ddp_cleanup():
     if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
+
+# %% ../nbs/01d_training.ipynb #4bfcdfa8
+def _train_config(stage, overrides: dict) -> TrainConfig:
+    names = {f.name for f in fields(TrainConfig)}
+    kw = {**stage.train_defaults, **{k: v for k, v in overrides.items() if v is not None}}
+    unknown = set(kw) - names
+    if unknown: raise CodeLLMError(f"ERROR: UNKNOWN TRAINING OPTION(S) {sorted(unknown)}! Run: codellm train --help")
+    return TrainConfig(**kw).validate()
+
+def _fresh_model(tok, model_size, architecture, norm, pos, block_size=None, extra: dict | None = None):
+    from codellm.model import GPT, preset_config
+    kw = {k: v for k, v in dict(architecture=architecture, norm=norm, pos=pos, block_size=block_size).items() if v is not None}
+    return GPT(preset_config(model_size or 'tiny', vocab_size=tok.vocab_size, **kw, **(extra or {})))
+
+def train_stage(stage: str, checkpoint=None, model_size: str | None = None, architecture: str | None = None,
+                norm: str | None = None, pos: str | None = None, gradient_checkpointing: bool | None = None,
+                block_size: int | None = None, data_dir=None, models_dir=None, resume: bool = False,
+                progress: bool = True, callbacks=(), **train_overrides) -> dict:
+    "Train `stage` from its prepared data; returns a summary (paths, losses, throughput, history)."
+    from codellm.core import get_stage, processed_dir, models_dir as _models_dir, data_not_found, checkpoint_not_found
+    from codellm.checkpoint import load_checkpoint, check_compatible
+    from codellm.tokenizer import BPETokenizer
+    st = get_stage(stage)
+    if st.train is not None:    # stages with their own objective (reward model, PPO) train themselves
+        return st.train(checkpoint=checkpoint, data_dir=data_dir, models_dir=models_dir, progress=progress, **train_overrides)
+    data_dir, models_dir = Path(data_dir or processed_dir()), Path(models_dir or _models_dir())
+    train_path, val_path, meta_path = (data_dir / f'{stage}_{s}' for s in ('train.npy', 'val.npy', 'meta.json'))
+    for p in (train_path, val_path, meta_path):
+        if not p.is_file(): raise data_not_found(stage, p)
+    data_meta = json.loads(meta_path.read_text())
+    best_path, last_path = models_dir / f'{stage}_model_best.pth', models_dir / f'{stage}_model_last.pth'
+    state = None
+    if resume:
+        if not last_path.is_file():
+            raise CodeLLMError(f"ERROR: NOTHING TO RESUME: {last_path} NOT FOUND! Run: codellm train --stage {stage}")
+        ck = load_checkpoint(last_path)
+        model, tok, state = ck.model, ck.tokenizer, ck.train_state
+        saved = ck.meta.get('train_config', {})
+        train_overrides = {**saved, **{k: v for k, v in train_overrides.items() if k == 'device' and v is not None}}
+    else:
+        if checkpoint is None and st.init_from: checkpoint = models_dir / f'{st.init_from}_model_best.pth'
+        if checkpoint is not None:
+            if not Path(checkpoint).is_file(): raise checkpoint_not_found(checkpoint, st.init_from or stage)
+            ck = load_checkpoint(checkpoint)
+            check_compatible(ck.config, checkpoint, architecture=architecture, model_size=model_size, norm=norm, pos=pos)
+            model, tok = ck.model, ck.tokenizer
+        else:
+            tok_path = data_dir / 'tokenizer.json'
+            if not tok_path.is_file(): raise data_not_found('language', tok_path)
+            tok = BPETokenizer.load(tok_path)
+            model = _fresh_model(tok, model_size, architecture, norm, pos, block_size)
+    if data_meta.get('tokenizer') != tok.fingerprint():
+        raise CodeLLMError(f"ERROR: {train_path} WAS TOKENIZED WITH ANOTHER TOKENIZER THAN THE MODEL'S! Run: codellm prepare {stage}")
+    if gradient_checkpointing is not None: model.config.gradient_checkpointing = gradient_checkpointing
+    cfg = _train_config(st, train_overrides)
+    T = model.config.block_size
+    kw = dict(block_size=T, stage=stage, align_to_docs=st.align_to_docs, eot_id=tok.eot_id)
+    train, val = TokenData.from_npy(train_path, **kw), TokenData.from_npy(val_path, **kw)
+    cbs = [CheckpointCB(best_path, last_path, tok, stage, st.template, meta={'data': data_meta.get('source')}), *callbacks]
+    if progress: cbs.append(ProgressCB())
+    trainer = Trainer(model, train, val, cfg, cbs, name=f'{stage}')
+    before = state['history']['val_loss'][0] if state and state['history']['val_loss'] else trainer.evaluate()
+    trainer.fit(resume=state)
+    result = dict(stage=stage, best_path=str(best_path), last_path=str(last_path), val_loss_before=before,
+                  best_val_loss=trainer.best_val, final_train_loss=trainer.history['train_loss'][-1], steps=trainer.step,
+                  tokens=trainer.tokens_seen, wall_s=trainer.train_time,
+                  tokens_per_s=trainer.tokens_seen / max(trainer.train_time, 1e-9) if not state else None,
+                  params=model.num_params(), history=trainer.history, data=data_meta.get('source'))
+    if trainer.is_main:
+        log = models_dir / f'{stage}_train_log.json'
+        log.write_text(json.dumps({k: v for k, v in result.items()}, indent=1, default=str))
+    return result
