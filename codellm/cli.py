@@ -8,12 +8,12 @@ Docs: https://codellm.github.io/codellm/cli.html.md"""
 __all__ = ['RESULT_COLUMNS', 'COMMANDS', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_generate', 'cmd_evaluate',
            'run_pipeline', 'format_results', 'cmd_pipeline', 'main']
 
-# %% ../nbs/90_cli.ipynb #58c4184b
+# %% ../nbs/90_cli.ipynb #db472448
 import argparse, inspect, json, os, sys, time, warnings
 from pathlib import Path
-from .core import CodeLLMError, get_stage, load_stages, processed_dir, models_dir
+from .core import CodeLLMError, get_stage, load_stages, load_commands, processed_dir, models_dir
 
-# %% ../nbs/90_cli.ipynb #58c37a04
+# %% ../nbs/90_cli.ipynb #748a65a0
 def _add_paths(p):
     p.add_argument('--data-dir', default=None, help='processed data folder (default: data/processed in the project)')
     p.add_argument('--models-dir', default=None, help='models folder (default: models/ in the project)')
@@ -75,9 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--model-size', choices=['tiny', 'small', 'medium', 'large'], default='tiny')
     p.add_argument('--no-progress', action='store_true')
     _add_paths(p)
+
+    for cmd in load_commands().values():         # commands that stage modules register (e.g. chat)
+        cmd.add_arguments(sub.add_parser(cmd.name, help=cmd.help))
     return ap
 
-# %% ../nbs/90_cli.ipynb #8c707a11
+# %% ../nbs/90_cli.ipynb #70ba0d8e
 def _kwargs_for(fn, **kw):
     "The subset of `kw` that `fn` accepts (stage functions take different options)."
     params = inspect.signature(fn).parameters
@@ -129,7 +132,7 @@ def cmd_evaluate(a):
     ckpt = a.checkpoint or _best(st.name, a.models_dir)
     print(json.dumps(st.evaluate(ckpt, **_kwargs_for(st.evaluate, data_dir=a.data_dir)), indent=1, default=str))
 
-# %% ../nbs/90_cli.ipynb #949dceed
+# %% ../nbs/90_cli.ipynb #ced6a5fe
 RESULT_COLUMNS = ['stage', 'metric', 'baseline', 'before', 'ours', 'better', 'seconds']
 
 def run_pipeline(stages=None, model_size: str = 'tiny', data_dir=None, models_dir_=None, progress: bool = True,
@@ -172,15 +175,16 @@ def cmd_pipeline(a):
     print(); print(format_results(rows))
     print(f"\nresults: {Path(a.models_dir or models_dir()) / 'pipeline_results.json'}")
 
-# %% ../nbs/90_cli.ipynb #c9e9c890
+# %% ../nbs/90_cli.ipynb #444c672c
 COMMANDS = {'prepare': cmd_prepare, 'train': cmd_train, 'generate': cmd_generate, 'evaluate': cmd_evaluate, 'pipeline': cmd_pipeline}
 
 def main(argv=None) -> int:
     "Entry point of the `codellm` console script (and `python -m codellm`)."
     from codellm.training import TrainingInterrupted
     args = build_parser().parse_args(argv)
+    run = COMMANDS.get(args.command) or load_commands()[args.command].run
     try:
-        COMMANDS[args.command](args)
+        run(args)
     except CodeLLMError as e:
         print(str(e), file=sys.stderr); sys.exit(1)
     except TrainingInterrupted as e:
