@@ -9,7 +9,7 @@ __all__ = ['CODE_TEMPLATE', 'CODE', 'STAGED_VS_JOINT', 'encode_example', 'split_
            'generate_scripts', 'script_quality', 'story_loss', 'MixedData', 'staged_vs_joint', 'plot_staged_vs_joint',
            'summarize_staged_vs_joint', 'evaluate_staged_vs_joint']
 
-# %% ../nbs/02_code_finetuning.ipynb #7c556db3
+# %% ../nbs/02_code_finetuning.ipynb #094307e3
 import copy, json, math, random, time
 from pathlib import Path
 import numpy as np
@@ -19,7 +19,7 @@ from .tokenizer import BPETokenizer
 from .training import save_tokens, TokenData
 from . import bash_data
 
-# %% ../nbs/02_code_finetuning.ipynb #13e10994
+# %% ../nbs/02_code_finetuning.ipynb #83bbe944
 CODE_TEMPLATE = '<|user|>{prompt}<|end|><|assistant|>'
 
 def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = CODE_TEMPLATE):
@@ -30,7 +30,7 @@ def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = 
     a = tok.encode(answer, allow_special=False) + [tok.special('<|end|>')]
     return p + a + [tok.eot_id], [0] * len(p) + [1] * len(a) + [0]
 
-# %% ../nbs/02_code_finetuning.ipynb #ea9529ad
+# %% ../nbs/02_code_finetuning.ipynb #b37facb2
 def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[list[int]]:
     "Token pieces of `text`, cut at line ends, each at most `max_tokens` long (a longer line is cut hard)."
     pieces, cur = [], []
@@ -42,21 +42,25 @@ def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[li
     if cur: pieces.append(cur)
     return pieces
 
-# %% ../nbs/02_code_finetuning.ipynb #62187e61
-def _load_tokenizer(out: Path, models: Path) -> BPETokenizer:
+# %% ../nbs/02_code_finetuning.ipynb #4878e509
+def _start_tokenizer(out: Path, models: Path) -> tuple[BPETokenizer, int | None]:
+    "The tokenizer (and context length) of the checkpoint stage 2 starts from; else stage 1's tokenizer.json."
     from codellm.checkpoint import read_checkpoint
     ck = models / 'language_model_best.pth'
-    if ck.is_file(): return BPETokenizer.from_dict(read_checkpoint(ck)['tokenizer'])
-    if (out / 'tokenizer.json').is_file(): return BPETokenizer.load(out / 'tokenizer.json')
+    if ck.is_file():
+        obj = read_checkpoint(ck)
+        return BPETokenizer.from_dict(obj['tokenizer']), obj['config']['block_size']
+    if (out / 'tokenizer.json').is_file(): return BPETokenizer.load(out / 'tokenizer.json'), None
     raise CodeLLMError("ERROR: TOKENIZER NOT FOUND (stage 1 writes it)! Run: codellm prepare language")
 
 def prepare_code(out_dir=None, models_dir_=None, n_pairs: int = 6000, n_val_pairs: int = 300, seed: int = 1337,
-                 block_size: int = 256, roots=('/usr', '/etc'), verbose: bool = True) -> dict:
+                 block_size: int | None = None, roots=('/usr', '/etc'), verbose: bool = True) -> dict:
     "Write stage 2's token files (harvested scripts + instruction pairs); returns a summary."
     out, models = Path(out_dir or processed_dir()), Path(models_dir_ or models_dir())
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    tok = _load_tokenizer(out, models)
+    tok, ck_block = _start_tokenizer(out, models)
+    block_size = block_size or ck_block or 256
     scripts, note = bash_data.harvest_or_fallback(roots)
     if verbose: print(note)
     pairs = bash_data.make_instruction_pairs(n_pairs, seed=seed, split='train')
@@ -86,11 +90,11 @@ def prepare_code(out_dir=None, models_dir_=None, n_pairs: int = 6000, n_val_pair
     meta = dict(stage='code', source=source, harvest_note=note, scripts=len(scripts), pairs_skipped_too_long=too_long,
                 script_bytes=sum(len(s.text.encode()) for s in scripts), pairs=len(pairs), val_pairs=len(val_pairs),
                 train_tokens=int(len(tr[0])), val_tokens=int(len(va[0])), trained_tokens=int(tr[1].sum()),
-                tokenizer=tok.fingerprint(), seconds=round(time.perf_counter() - t0, 1))
+                block_size=block_size, tokenizer=tok.fingerprint(), seconds=round(time.perf_counter() - t0, 1))
     (out / 'code_meta.json').write_text(json.dumps(meta, indent=1))
     return meta
 
-# %% ../nbs/02_code_finetuning.ipynb #d424f977
+# %% ../nbs/02_code_finetuning.ipynb #595fe0c5
 def evaluate_code(checkpoint, data_dir=None, n: int = 60, seed: int = 0, models_dir_=None, baseline: bool = True,
                   shellcheck: bool = True, max_new_tokens: int = 230) -> dict:
     "bash -n pass rate (and more) on held-out tasks, before (stage 1) vs after; story loss before vs after (forgetting)."
@@ -142,7 +146,7 @@ CODE = register_stage(Stage(
     template=CODE_TEMPLATE, evaluate=evaluate_code, align_to_docs=True,
     train_defaults=dict(batch_size=16, learning_rate=1e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=300, eval_every=100)))
 
-# %% ../nbs/02_code_finetuning.ipynb #945ea3fc
+# %% ../nbs/02_code_finetuning.ipynb #eb9190a9
 class MixedData:
     "Windows drawn from several `TokenData` sources with fixed probabilities (same interface as TokenData)."
     _SHIFT = 1 << 40
@@ -222,7 +226,7 @@ def summarize_staged_vs_joint(res: dict):
     return pd.DataFrame({k: dict(story_val_loss=v['story'][-1], code_val_loss=v['code'][-1],
                                  story_loss_rise_in_phase_2=v['story'][-1] - min(v['story'])) for k, v in res['logs'].items()}).T
 
-# %% ../nbs/02_code_finetuning.ipynb #6f831889
+# %% ../nbs/02_code_finetuning.ipynb #b83ed290
 def evaluate_staged_vs_joint(checkpoint=None, data_dir=None, steps: int = 150) -> dict:
     res = staged_vs_joint(data_dir, steps=steps, progress=False)
     both = {k: v['story'][-1] + v['code'][-1] for k, v in res['logs'].items()}

@@ -1,0 +1,57 @@
+"Stage 2 through the command line: prepare, fine-tune from stage 1, generate a script; and its errors."
+import json
+import numpy as np
+import pytest, torch
+from conftest import codellm
+from test_cli import assert_one_line_error
+
+@pytest.fixture(scope='module')
+def stage2(tmp_path_factory):
+    d, m = tmp_path_factory.mktemp('d2'), tmp_path_factory.mktemp('m2')
+    codellm('prepare', 'language', '--num-stories', 300, '--vocab-size', 700, '--data-dir', d, check=True)
+    codellm('train', '--stage', 'language', '--data-dir', d, '--models-dir', m, '--steps-per-epoch', 4, '--batch-size', 4,
+            '--eval-every', 2, '--no-progress', check=True)
+    r = codellm('prepare', 'code', '--data-dir', d, '--models-dir', m, check=True)
+    return d, m, json.loads(r.stdout)
+
+def test_prepare_code_writes_masked_data(stage2):
+    d, m, meta = stage2
+    assert meta['pairs'] >= 1000 and meta['scripts'] >= 0 and meta['block_size'] == 256
+    arr = np.load(d / 'code_train.npy')
+    assert arr.ndim == 2 and arr.shape[0] == 2 and set(np.unique(arr[1])) <= {0, 1}
+    assert 0.3 < arr[1].mean() < 1.0               # the task text is masked out, the scripts are trained on
+    assert (d / 'code_sample.txt').read_text().count('TASK:') >= 3
+    assert json.loads((d / 'code_meta.json').read_text())['tokenizer'] == json.loads((d / 'language_meta.json').read_text())['tokenizer']
+
+def test_train_code_from_language_and_generate(stage2):
+    d, m, _ = stage2
+    r = codellm('train', '--stage', 'code', '--checkpoint', m / 'language_model_best.pth', '--data-dir', d, '--models-dir', m,
+                '--steps-per-epoch', 4, '--batch-size', 4, '--eval-every', 2, '--no-progress', check=True)
+    res = json.loads(r.stdout)
+    assert res['best_val_loss'] < res['val_loss_before']
+    ck = torch.load(m / 'code_model_best.pth', weights_only=True)
+    assert ck['stage'] == 'code' and ck['template'] == '<|user|>{prompt}<|end|><|assistant|>'
+    g = codellm('generate', '--checkpoint', m / 'code_model_best.pth', '--prompt', 'count the lines in every .txt file',
+                '--max-new-tokens', 30, '--seed', 0, check=True)
+    assert '<|user|>' not in g.stdout and 'count the lines in every' not in g.stdout   # continuation only, template applied
+
+def test_code_training_without_language_checkpoint(stage2, tmp_path):
+    d, _, _ = stage2
+    r = codellm('train', '--stage', 'code', '--data-dir', d, '--models-dir', tmp_path)
+    assert_one_line_error(r, 'CHECKPOINT NOT FOUND', 'language_model_best.pth', 'Run: codellm train --stage language')
+
+def test_code_training_without_code_data(tmp_path):
+    r = codellm('train', '--stage', 'code', '--data-dir', tmp_path, '--models-dir', tmp_path)
+    assert_one_line_error(r, 'CODE DATA NOT FOUND', 'Run: codellm prepare code')
+
+def test_prepare_code_without_tokenizer(tmp_path):
+    r = codellm('prepare', 'code', '--data-dir', tmp_path, '--models-dir', tmp_path)
+    assert_one_line_error(r, 'TOKENIZER NOT FOUND', 'Run: codellm prepare language')
+
+def test_data_from_another_tokenizer_is_refused(stage2, tmp_path):
+    d, m, _ = stage2
+    other = tmp_path / 'other'
+    codellm('prepare', 'language', '--num-stories', 100, '--vocab-size', 500, '--data-dir', other, check=True)
+    r = codellm('train', '--stage', 'language', '--checkpoint', m / 'language_model_best.pth', '--data-dir', other,
+                '--models-dir', tmp_path, '--steps-per-epoch', 1)
+    assert_one_line_error(r, 'ANOTHER TOKENIZER', 'Run: codellm prepare language')
