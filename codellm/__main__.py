@@ -7,7 +7,7 @@ Docs: https://codellm.github.io/codellm/main.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/91_main.ipynb #7d01e1b0
+# %% ../nbs/91_main.ipynb #f83faf2e
 from .cli import main
 
 if __name__ == '__main__': main()
