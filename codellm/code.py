@@ -9,7 +9,7 @@ __all__ = ['CODE_TEMPLATE', 'CODE', 'STAGED_VS_JOINT', 'encode_example', 'split_
            'generate_scripts', 'script_quality', 'story_loss', 'MixedData', 'staged_vs_joint', 'plot_staged_vs_joint',
            'summarize_staged_vs_joint', 'evaluate_staged_vs_joint']
 
-# %% ../nbs/02_code_finetuning.ipynb #094307e3
+# %% ../nbs/02_code_finetuning.ipynb #a3a8d3db
 import copy, json, math, random, time
 from pathlib import Path
 import numpy as np
@@ -19,7 +19,7 @@ from .tokenizer import BPETokenizer
 from .training import save_tokens, TokenData
 from . import bash_data
 
-# %% ../nbs/02_code_finetuning.ipynb #83bbe944
+# %% ../nbs/02_code_finetuning.ipynb #4730017d
 CODE_TEMPLATE = '<|user|>{prompt}<|end|><|assistant|>'
 
 def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = CODE_TEMPLATE):
@@ -30,7 +30,7 @@ def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = 
     a = tok.encode(answer, allow_special=False) + [tok.special('<|end|>')]
     return p + a + [tok.eot_id], [0] * len(p) + [1] * len(a) + [0]
 
-# %% ../nbs/02_code_finetuning.ipynb #b37facb2
+# %% ../nbs/02_code_finetuning.ipynb #7fe9cf53
 def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[list[int]]:
     "Token pieces of `text`, cut at line ends, each at most `max_tokens` long (a longer line is cut hard)."
     pieces, cur = [], []
@@ -42,7 +42,7 @@ def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[li
     if cur: pieces.append(cur)
     return pieces
 
-# %% ../nbs/02_code_finetuning.ipynb #4878e509
+# %% ../nbs/02_code_finetuning.ipynb #9698d07a
 def _start_tokenizer(out: Path, models: Path) -> tuple[BPETokenizer, int | None]:
     "The tokenizer (and context length) of the checkpoint stage 2 starts from; else stage 1's tokenizer.json."
     from codellm.checkpoint import read_checkpoint
@@ -94,8 +94,8 @@ def prepare_code(out_dir=None, models_dir_=None, n_pairs: int = 6000, n_val_pair
     (out / 'code_meta.json').write_text(json.dumps(meta, indent=1))
     return meta
 
-# %% ../nbs/02_code_finetuning.ipynb #595fe0c5
-def evaluate_code(checkpoint, data_dir=None, n: int = 60, seed: int = 0, models_dir_=None, baseline: bool = True,
+# %% ../nbs/02_code_finetuning.ipynb #d52ecea5
+def evaluate_code(checkpoint, data_dir=None, n: int = 40, seed: int = 0, models_dir_=None, baseline: bool = True,
                   shellcheck: bool = True, max_new_tokens: int = 230) -> dict:
     "bash -n pass rate (and more) on held-out tasks, before (stage 1) vs after; story loss before vs after (forgetting)."
     models = Path(models_dir_ or models_dir())
@@ -117,7 +117,7 @@ def generate_scripts(checkpoint, tasks, max_new_tokens: int = 230, temperature: 
     ck = load_checkpoint(checkpoint) if not hasattr(checkpoint, 'model') else checkpoint
     return [complete(ck, t, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + i) for i, t in enumerate(tasks)]
 
-def script_quality(checkpoint, n: int = 60, seed: int = 0, shellcheck: bool = True, max_new_tokens: int = 230) -> dict:
+def script_quality(checkpoint, n: int = 40, seed: int = 0, shellcheck: bool = True, max_new_tokens: int = 230) -> dict:
     "Generate scripts for `n` held-out tasks and check them: bash -n, shellcheck, expected commands, triviality."
     pairs = bash_data.heldout_tasks(n, seed=seed)
     scripts = generate_scripts(checkpoint, [p.task for p in pairs], max_new_tokens)
@@ -144,9 +144,9 @@ def story_loss(checkpoint, data_dir=None, windows: int = 96) -> float:
 CODE = register_stage(Stage(
     name='code', title='Code fine-tuning (bash)', order=2, prepare=prepare_code, init_from='language',
     template=CODE_TEMPLATE, evaluate=evaluate_code, align_to_docs=True,
-    train_defaults=dict(batch_size=16, learning_rate=1e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=300, eval_every=100)))
+    train_defaults=dict(batch_size=16, learning_rate=3e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=400, eval_every=100)))
 
-# %% ../nbs/02_code_finetuning.ipynb #eb9190a9
+# %% ../nbs/02_code_finetuning.ipynb #06eba849
 class MixedData:
     "Windows drawn from several `TokenData` sources with fixed probabilities (same interface as TokenData)."
     _SHIFT = 1 << 40
@@ -226,7 +226,7 @@ def summarize_staged_vs_joint(res: dict):
     return pd.DataFrame({k: dict(story_val_loss=v['story'][-1], code_val_loss=v['code'][-1],
                                  story_loss_rise_in_phase_2=v['story'][-1] - min(v['story'])) for k, v in res['logs'].items()}).T
 
-# %% ../nbs/02_code_finetuning.ipynb #b83ed290
+# %% ../nbs/02_code_finetuning.ipynb #8c7b0bb4
 def evaluate_staged_vs_joint(checkpoint=None, data_dir=None, steps: int = 150) -> dict:
     res = staged_vs_joint(data_dir, steps=steps, progress=False)
     both = {k: v['story'][-1] + v['code'][-1] for k, v in res['logs'].items()}
