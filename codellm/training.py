@@ -264,6 +264,10 @@ def _train_step(self):
             (self.scaler.scale(loss) if self.scaler else loss).backward()
         total += loss.item()
         self.tokens_seen += x.numel() * self.world
+    if self.world > 1:                                  # DDP: log the whole global batch's loss, not just this rank's share
+        t = torch.tensor([total], device=self.device)
+        torch.distributed.all_reduce(t)                 # SUM (gloo has no AVG)
+        total = t.item() / self.world
     if self.scaler: self.scaler.unscale_(self.opt)
     if cfg.grad_clip > 0: torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
     if self.scaler: self.scaler.step(self.opt); self.scaler.update()
