@@ -14,7 +14,7 @@ __all__ = ['TEMPLATE', 'RESULT_CHARS', 'GREETINGS', 'THANKS', 'WORDS', 'PALINDRO
            'MockCheckpoint', 'scripted', 'parse_tool_call', 'fit_context', 'torch_threads', 'chat_turn',
            'evaluate_tool_calling', 'answer_ok', 'score_turn', 'score_turns', 'describe_call', 'cmd_chat']
 
-# %% ../nbs/03_tool_calling.ipynb #50f878f8
+# %% ../nbs/03_tool_calling.ipynb #2ab75a01
 import builtins, contextlib, json, keyword, operator, random, re, sys, time, zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ from .tokenizer import BPETokenizer
 from .tools import TOOLS, call_tool, validate_arguments, write_tool_definitions
 from .training import save_tokens
 
-# %% ../nbs/03_tool_calling.ipynb #fa457820
+# %% ../nbs/03_tool_calling.ipynb #36493aec
 TEMPLATE = '<|user|>{prompt}<|end|><|assistant|>'   # the stage-2 template: the prompt ends where the assistant starts
 RESULT_CHARS = 200                                   # a tool result is cut to this many characters before the model reads it
 
@@ -60,7 +60,7 @@ def call_json(name: str, arguments: dict) -> str:
     "A tool call as the model writes it."
     return json.dumps({'name': name, 'arguments': arguments}, ensure_ascii=False)
 
-# %% ../nbs/03_tool_calling.ipynb #c5a1b6f1
+# %% ../nbs/03_tool_calling.ipynb #7379d06f
 @dataclass
 class Task:
     "One kind of request: its paraphrases (some held out), how to draw values, the canonical call, the reply and the truth."
@@ -80,7 +80,7 @@ def is_heldout(v: dict) -> bool:
 GREETINGS = ['', '', '', '', 'Hi! ', 'Hello. ', 'Quick question: ', 'Hey! ']   # around any paraphrase, in both splits
 THANKS = ['', '', '', '', ' Thanks!', ' Thank you.', ' Thanks a lot.']
 
-# %% ../nbs/03_tool_calling.ipynb #91b14f8d
+# %% ../nbs/03_tool_calling.ipynb #275f4f02
 WORDS = ['banana', 'python', 'garden', 'window', 'yellow', 'planet', 'rocket', 'silver', 'button', 'candle', 'forest',
          'orange', 'purple', 'summer', 'winter', 'basket', 'pencil', 'guitar', 'island', 'marble', 'monkey', 'pepper',
          'rabbit', 'shadow', 'spider', 'tomato', 'turtle', 'violin', 'wizard', 'anchor', 'bridge', 'castle', 'dragon',
@@ -189,7 +189,7 @@ EXECUTE_TASKS = [
          lambda v, r: f"Is {v['n']} prime? {_out(r)}.", lambda v: [str(_is_prime(v['n']))]),
 ]
 
-# %% ../nbs/03_tool_calling.ipynb #ee6c7c45
+# %% ../nbs/03_tool_calling.ipynb #4e91a5d5
 _TOPICS = [   # (verbs, things they apply to): every pair is a topic
     (['sort', 'reverse', 'copy', 'shuffle', 'sum', 'slice', 'flatten', 'filter', 'count items in', 'find the maximum of',
       'remove duplicates from', 'iterate over'], ['a list', 'a tuple', 'a list of numbers', 'a list of strings', 'a deque']),
@@ -220,11 +220,14 @@ def _docs_truth(v):
 DOCS_TASKS = [Task('docs', 'search_docs',
     ['How do I {q} in Python?', 'Which function can I use to {q}?', 'Search the docs for how to {q}.', 'Look up how to {q}.',
      'What is the standard way to {q}?', 'How can I {q}?', 'What should I use to {q}?', 'Which module helps me {q}?',
-     'Search the documentation: how to {q}.', 'How would I {q} in Python?', 'Is there a way to {q}?', 'Find out how to {q}.'],
+     'Search the documentation: how to {q}.', 'How would I {q} in Python?', 'Is there a way to {q}?', 'Find out how to {q}.',
+     'Is there a standard way to {q}?', 'Is there a module to {q}?', 'Tell me how to {q}.', 'Show me how to {q} in Python.',
+     'I want to {q}. Which function?', 'What is the easiest way to {q}?', 'Which function should I call to {q}?',
+     'Search the docs: {q}.'],
     ['Is there a library function to {q}?', 'Find the documentation on how to {q}.'],
     lambda r: dict(q=r.choice(DOC_TOPICS)), lambda v: {'query': v['q']}, _docs_reply, _docs_truth)]
 
-# %% ../nbs/03_tool_calling.ipynb #b608fc86
+# %% ../nbs/03_tool_calling.ipynb #4dac7dda
 FUNC_VERBS = ['area', 'scale', 'average', 'greet', 'double', 'clean', 'check', 'load', 'parse', 'report', 'convert', 'score',
               'update', 'compute', 'render', 'handle', 'fetch', 'save', 'build', 'merge', 'split', 'count', 'apply', 'send']
 VAR_WORDS = ['value', 'items', 'data', 'text', 'rate', 'size', 'amount', 'name', 'width', 'total', 'result', 'number',
@@ -276,7 +279,7 @@ ANALYZE_TASKS = [_snippet_task(k, c, e) for k, (c, e) in SNIPPETS.items()]
 TASKS = {t.kind: t for t in EXECUTE_TASKS + DOCS_TASKS + ANALYZE_TASKS}
 TOOL_SHARE = {'execute_python': 0.45, 'search_docs': 0.30, 'analyze_code': 0.25}   # of the training conversations
 
-# %% ../nbs/03_tool_calling.ipynb #bfa33476
+# %% ../nbs/03_tool_calling.ipynb #eb6a6b65
 def draw_values(task: Task, rng: random.Random, split: str = 'train') -> dict:
     "Values for `task` from the training side (`split='train'`) or the held-out side of the hash."
     for _ in range(10_000):
@@ -310,7 +313,7 @@ def heldout_prompts(n: int = 100, seed: int = 0) -> list[dict]:
         r['answer'] = t.truth(r['values']) if t.truth else None
     return reqs
 
-# %% ../nbs/03_tool_calling.ipynb #4b0d32a6
+# %% ../nbs/03_tool_calling.ipynb #8523b256
 def run_tools(calls: list[tuple[str, dict]], workers: int = 4, retries: int = 1) -> tuple[list[dict], dict]:
     "Results of `calls` [(name, arguments)], in order: each distinct call runs once; execute_python in a thread pool."
     keys = [json.dumps([n, a], sort_keys=True) for n, a in calls]
@@ -328,7 +331,7 @@ def run_tools(calls: list[tuple[str, dict]], workers: int = 4, retries: int = 1)
     stats = dict(calls=len(calls), distinct_calls=len(distinct), sandbox_runs=len(slow), seconds=round(time.perf_counter() - t0, 2))
     return [results[k] for k in keys], stats
 
-# %% ../nbs/03_tool_calling.ipynb #1c8b55c1
+# %% ../nbs/03_tool_calling.ipynb #a453d755
 def encode_prompt(tok: BPETokenizer, prompt: str, template: str = TEMPLATE) -> list[int]:
     "The template's markers as special tokens around the user's text, which is encoded as plain text."
     pre, _, post = template.partition('{prompt}')
@@ -365,7 +368,7 @@ def mark_trained(tok: BPETokenizer, ids, mask, open_: str = '[[', close: str = '
         if i is not None: cur.append(i)
     return ''.join(out)
 
-# %% ../nbs/03_tool_calling.ipynb #445d4d3b
+# %% ../nbs/03_tool_calling.ipynb #4a8d7e7c
 def _start_tokenizer(out: Path, checkpoint=None, models_dir_=None) -> tuple[BPETokenizer, str, int]:
     "(tokenizer, where it came from, block size): the starting checkpoint's, else stage 1's tokenizer.json."
     ck = Path(checkpoint) if checkpoint else Path(models_dir_ or models_dir()) / 'code_model_best.pth'
@@ -429,7 +432,7 @@ def prepare_tool_calling(out_dir=None, checkpoint=None, models_dir=None, n_train
                       f"{stats['sandbox_runs']} sandbox runs in {stats['seconds']} s, {meta['seconds']} s in all")
     return meta
 
-# %% ../nbs/03_tool_calling.ipynb #a90b140c
+# %% ../nbs/03_tool_calling.ipynb #289abf48
 class ScriptedModel(torch.nn.Module):
     "A stand-in for GPT: the i-th `generate` call emits `scripts[i]` (then <|endoftext|>). `contexts` records each prompt."
     def __init__(self, scripts: list[list[int]], vocab_size: int, eot_id: int, block_size: int = 256):
@@ -464,7 +467,7 @@ def scripted(tok: BPETokenizer, *texts: str | list[int], block_size: int = 256) 
     scripts = [tok.encode(t) if isinstance(t, str) else t for t in texts]
     return MockCheckpoint(ScriptedModel(scripts, tok.vocab_size, tok.eot_id, block_size), tok)
 
-# %% ../nbs/03_tool_calling.ipynb #f50dd56f
+# %% ../nbs/03_tool_calling.ipynb #4480b590
 def parse_tool_call(text: str) -> tuple[str | None, dict, str | None]:
     "(name, arguments, error) from the text between <|tool_call|> and <|end|>; never raises."
     try: obj = json.loads(text)
@@ -517,7 +520,7 @@ def chat_turn(ckpt, prompt: str, max_calls: int = 3, max_new_tokens: int = 128, 
         tail += seg[seg.index(TC):] + [END, TR] + tok.encode(result_view(name, result), allow_special=False) + [END, A]
     return {'prompt': prompt, 'tool_calls': calls, 'response': response}
 
-# %% ../nbs/03_tool_calling.ipynb #fb9efa2d
+# %% ../nbs/03_tool_calling.ipynb #f8805505
 def evaluate_tool_calling(checkpoint, data_dir=None, n: int = 100, seed: int = 0, baseline=True, max_new_tokens: int = 128,
                           threads: int | None = 1, return_turns: bool = False) -> dict:
     "Held-out prompts through `chat_turn`: valid calls, tool selection, arguments, end-to-end answers; and the same for the baseline."
@@ -536,7 +539,7 @@ def evaluate_tool_calling(checkpoint, data_dir=None, n: int = 100, seed: int = 0
     if return_turns: res['turns'] = [dict(t, expected_tool=it['tool'], answer=it['answer']) for it, t in zip(items, turns)]
     return res
 
-# %% ../nbs/03_tool_calling.ipynb #39b9f3a2
+# %% ../nbs/03_tool_calling.ipynb #4d897a55
 def answer_ok(response: str, answer: list[str] | None) -> bool | None:
     "Does `response` contain every expected string as a whole token? (None: not checkable)"
     if not answer: return None
@@ -564,14 +567,14 @@ def score_turns(items: list[dict], turns: list[dict]) -> dict:
     return dict(ours=overall['tool_accuracy'], **overall, calls_per_turn=mean([x['calls'] for x in s]), n=len(s),
                 per_tool={t: block([i for i, it in enumerate(items) if it['tool'] == t]) for t in TOOL_SHARE})
 
-# %% ../nbs/03_tool_calling.ipynb #557cd8e6
+# %% ../nbs/03_tool_calling.ipynb #99aa1092
 TOOL_CALLING = register_stage(Stage(
     name='tool_calling', title='Tool calling', order=3, prepare=prepare_tool_calling, init_from='code',
     template=TEMPLATE, evaluate=evaluate_tool_calling, align_to_docs=True,
-    train_defaults=dict(batch_size=16, learning_rate=2e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=400,
-                        eval_every=100, eval_windows=32)))
+    train_defaults=dict(batch_size=16, learning_rate=3e-3, min_lr_ratio=0.3, warmup_steps=20, num_epochs=1,
+                        steps_per_epoch=400, eval_every=100, eval_windows=32)))
 
-# %% ../nbs/03_tool_calling.ipynb #dcae1a27
+# %% ../nbs/03_tool_calling.ipynb #2d451530
 def describe_call(call: dict) -> str:
     "The guide's display of one tool call and its result."
     args = call['arguments'] if isinstance(call['arguments'], dict) else {}

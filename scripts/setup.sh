@@ -13,4 +13,4 @@ PY=${PYTHON:-python3}
 if ! $PY -c 'import torch' 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1; then $PY -m pip install -q "torch>=2.10"; else $PY -m pip install -q torch==2.13.0; fi
 fi
-$PY -m pip install -q -e ".[dev,book]"
+$PY -m pip install -q -e ".[dev,book,bench]"

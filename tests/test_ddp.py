@@ -40,7 +40,7 @@ SITECUSTOMIZE = textwrap.dedent('''
         sys.addaudithook(_hook)
         @atexit.register
         def _dump():
-            rank = os.environ.get('RANK', 'single')
+            rank = os.environ.get('RANK', 'launcher')
             with open(os.path.join(_out, f'writes_{rank}_{os.getpid()}.json'), 'w') as f: json.dump(sorted(_writes), f)
     _stop = os.environ.get('CODELLM_TEST_STOP_AT')
     if _stop:

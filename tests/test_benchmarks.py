@@ -1,0 +1,102 @@
+"""Smoke test of `python -m benchmarks`: every code path at trivial sizes, and the shape of the JSON it writes.
+
+Benchmarks are measurements, not tests: nothing here asserts a speed. What is asserted is what must hold at any speed:
+the fields are there, the ratios are the medians of the paired runs, greedy decoding with the KV cache gives the same
+tokens as without, the tokenizer round-trips, memory figures are positive, the chart is a PNG.
+"""
+import json, statistics, sys
+from pathlib import Path
+import pytest
+
+pytest.importorskip('transformers')
+pytest.importorskip('tokenizers')
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # `benchmarks/` lives at the repo root, outside the package
+
+import benchmarks.training
+from benchmarks.__main__ import main
+from benchmarks.memory import bench_memory
+from benchmarks.report import chart, table
+
+
+@pytest.fixture(scope='module')
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp('bench') / 'latest.json'
+    mp = pytest.MonkeyPatch()
+    mp.setitem(benchmarks.training.BATCH, 'tiny', 1)          # one sequence per training step
+    try:
+        assert main(['--quick', '--only', 'training,generation,tokenizer', '--repeats', '2', '--steps', '1',
+                     '--new-tokens', '4', '--text-mb', '0.03', '--out', str(out)]) == 0
+    finally: mp.undo()
+    return out, json.loads(out.read_text())
+
+
+def test_meta(results):
+    _, r = results
+    m = r['meta']
+    for k in ('date', 'cpu_model', 'cpu_count', 'torch', 'transformers', 'tokenizers', 'torch_threads', 'load_avg_start',
+              'load_avg_end', 'load_avg_per_section', 'repeats'):
+        assert k in m, k
+    assert m['quick'] is True and m['repeats'] == 2
+    assert set(m['load_avg_per_section']) == {'training', 'generation', 'tokenizer'}
+
+
+def test_training_shape(results):
+    t = results[1]['training']
+    assert t['settings']['presets'] == ['tiny'] and t['settings']['hf_attn_implementation']
+    assert {(x['precision'], x['impl']) for x in t['results']} == {(p, i) for p in ('bf16', 'fp32') for i in ('codellm', 'transformers')}
+    for x in t['results']:
+        assert x['batch'] == 1 and x['block'] == 256 and len(x['tokens_per_s_runs']) == 2 and x['tokens_per_s'] > 0
+    by = {(x['precision'], x['impl']): x for x in t['results']}
+    for q in t['ratios']:
+        a, b = by[(q['precision'], 'codellm')]['tokens_per_s_runs'], by[(q['precision'], 'transformers')]['tokens_per_s_runs']
+        assert q['ratio'] == pytest.approx(statistics.median([x / y for x, y in zip(a, b)]), rel=1e-2)
+        assert q['meets_target'] == (q['ratio'] >= q['target'] == 1.2)
+    assert [g['name'] for g in results[1]['targets']][:1] == ['training tiny bf16: codellm / transformers GPT-2']
+
+
+def test_generation_shape(results):
+    g = results[1]['generation']
+    assert g['settings']['block_size'] >= g['settings']['prompt_tokens'] + 256
+    assert [x['impl'] for x in g['results']] == ['codellm_cached', 'codellm_uncached', 'transformers_cached']
+    assert all(x['tokens_per_s'] > 0 for x in g['results'])
+    assert g['cached_equals_uncached'] is True and g['first_mismatch'] is None   # the fast path agrees with the naive one
+    # the reported speedup is the median of the paired (interleaved) per-repeat ratios
+    assert g['cache_speedup'] == pytest.approx(statistics.median(g['cache_speedup_runs']), rel=1e-2)
+
+
+def test_tokenizer_shape(results):
+    k = results[1]['tokenizer']
+    assert {(x['task'], x['impl']) for x in k['results']} == \
+        {(t, i) for t in ('train', 'encode') for i in ('codellm', 'tokenizers')} | {('encode', 'tokenizers_batch')}
+    assert all(x['mb_per_s'] > 0 for x in k['results'])
+    assert 0.02 < k['settings']['mb'] < 0.05
+    assert k['codellm_roundtrip'] is True
+    assert all(v > 1 for v in k['bytes_per_token'].values())   # BPE compresses: more than one byte per token
+
+
+def test_outputs_written(results):
+    out, r = results
+    png = out.with_suffix('.png')
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    text = table(r)
+    assert 'Training throughput' in text and 'KV cache speedup' in text and 'Tokenizer' in text
+
+
+def test_memory(tmp_path):
+    m = bench_memory(('tiny',), ('bf16',), generation=False, batch={'tiny': 1})
+    rows = m['results']
+    assert [x['impl'] for x in rows] == ['codellm', 'transformers']
+    for x in rows:
+        assert x['peak_mb'] >= x['baseline_mb'] > 0 and x['workload_mb'] > 0 and x['params'] > 10**6
+    assert chart({'meta': {'cpu_model': 'x', 'cpu_count': 1, 'torch': '0', 'date': '2000-01-01'}, 'memory': m},
+                 tmp_path / 'm.png').stat().st_size > 0
+
+
+def test_profile_groups():
+    from benchmarks.profile import profile_step
+    r = profile_step('tiny', 'bf16', steps=1, batch=1)
+    for kind in ('codellm', 'transformers'):
+        g = r[kind]['groups_ms']
+        assert r[kind]['total_ms'] == pytest.approx(sum(g.values()), rel=0.01)
+        assert 'attention (SDPA)' in g and 'matmul' in g      # both models run torch's attention and matmul kernels
+        assert r[kind]['top'] and all(t['calls'] > 0 for t in r[kind]['top'])
