@@ -8,12 +8,12 @@ Docs: https://codellm.github.io/codellm/cli.html.md"""
 __all__ = ['RESULT_COLUMNS', 'COMMANDS', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_generate', 'cmd_evaluate',
            'run_pipeline', 'format_results', 'cmd_pipeline', 'main']
 
-# %% ../nbs/90_cli.ipynb #3eb8e0c5
+# %% ../nbs/90_cli.ipynb #3f2b0a45
 import argparse, contextlib, inspect, json, os, sys, time, warnings
 from pathlib import Path
 from .core import CodeLLMError, get_stage, load_stages, load_commands, processed_dir, models_dir
 
-# %% ../nbs/90_cli.ipynb #0100f3ce
+# %% ../nbs/90_cli.ipynb #f76d01d0
 def _add_paths(p):
     p.add_argument('--data-dir', default=None, help='processed data folder (default: data/processed in the project)')
     p.add_argument('--models-dir', default=None, help='models folder (default: models/ in the project)')
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_arguments(sub.add_parser(cmd.name, help=cmd.help))
     return ap
 
-# %% ../nbs/90_cli.ipynb #d7435405
+# %% ../nbs/90_cli.ipynb #7966403f
 def _kwargs_for(fn, **kw):
     "The subset of `kw` that `fn` accepts (stage functions take different options)."
     params = inspect.signature(fn).parameters
@@ -90,7 +90,7 @@ def _kwargs_for(fn, **kw):
 def cmd_prepare(a):
     st = get_stage(a.stage)
     if st.prepare is None: raise CodeLLMError(f"ERROR: STAGE '{st.name}' HAS NO DATA TO PREPARE! Run: codellm train --stage {st.name}")
-    kw = _kwargs_for(st.prepare, out_dir=a.data_dir, models_dir_=a.models_dir, seed=a.seed, num_stories=a.num_stories,
+    kw = _kwargs_for(st.prepare, out_dir=a.data_dir, models_dir_=a.models_dir, models_dir=a.models_dir, seed=a.seed, num_stories=a.num_stories,
                      vocab_size=a.vocab_size, raw=a.raw_dir)
     with contextlib.redirect_stdout(sys.stderr): summary = st.prepare(**kw)   # progress to stderr, the summary alone on stdout
     print(json.dumps(summary, indent=1, default=str))
@@ -133,7 +133,7 @@ def cmd_evaluate(a):
     ckpt = a.checkpoint or _best(st.name, a.models_dir)
     print(json.dumps(st.evaluate(ckpt, **_kwargs_for(st.evaluate, data_dir=a.data_dir, models_dir_=a.models_dir)), indent=1, default=str))
 
-# %% ../nbs/90_cli.ipynb #58ce2bfd
+# %% ../nbs/90_cli.ipynb #a6f1252c
 RESULT_COLUMNS = ['stage', 'metric', 'baseline', 'before', 'ours', 'better', 'seconds']
 
 def run_pipeline(stages=None, model_size: str = 'tiny', data_dir=None, models_dir_=None, progress: bool = True,
@@ -148,7 +148,7 @@ def run_pipeline(stages=None, model_size: str = 'tiny', data_dir=None, models_di
     for name in [s for s in all_stages if s in wanted]:
         st, t0 = all_stages[name], time.perf_counter()
         log(f"== stage {st.order}: {st.title}")
-        if st.prepare is not None: st.prepare(**_kwargs_for(st.prepare, out_dir=data_dir, models_dir_=models, verbose=progress))
+        if st.prepare is not None: st.prepare(**_kwargs_for(st.prepare, out_dir=data_dir, models_dir_=models, models_dir=models, verbose=progress))
         run = {}
         if st.trains:
             run = train_stage(name, data_dir=data_dir, models_dir=models, progress=progress,
@@ -176,7 +176,7 @@ def cmd_pipeline(a):
     print(); print(format_results(rows))
     print(f"\nresults: {Path(a.models_dir or models_dir()) / 'pipeline_results.json'}")
 
-# %% ../nbs/90_cli.ipynb #c03d1fcb
+# %% ../nbs/90_cli.ipynb #77ab7b9a
 COMMANDS = {'prepare': cmd_prepare, 'train': cmd_train, 'generate': cmd_generate, 'evaluate': cmd_evaluate, 'pipeline': cmd_pipeline}
 
 def main(argv=None) -> int:

@@ -258,6 +258,12 @@ def test_chat_missing_checkpoint_is_one_line_error(tmp_path):
     assert r.stderr.strip() == f'ERROR: CHECKPOINT NOT FOUND: {missing}! Run: codellm train --stage tool_calling'
 
 
+def test_chat_missing_checkpoint_with_any_name(tmp_path):
+    r = _codellm('chat', '--checkpoint', str(tmp_path / 'mine.pth'), cwd=tmp_path)
+    assert r.returncode == 1 and r.stdout == ''
+    assert r.stderr.strip() == f"ERROR: CHECKPOINT NOT FOUND: {tmp_path / 'mine.pth'}! Run: codellm train --stage tool_calling"
+
+
 def test_chat_json_needs_prompt(tmp_path):
     r = _codellm('chat', '--json', cwd=tmp_path)
     assert r.returncode == 1 and r.stdout == '' and r.stderr.startswith('ERROR: --json NEEDS --prompt!')
