@@ -8,7 +8,7 @@ Docs: https://codellm.github.io/codellm/model.html.md"""
 __all__ = ['PRESETS', 'GPTConfig', 'preset_config', 'RMSNorm', 'make_norm', 'rope_cache', 'apply_rope', 'KVCache',
            'CausalSelfAttention', 'MLP', 'MoE', 'Block', 'GPT', 'hidden', 'forward', 'tiny_test_config']
 
-# %% ../nbs/01b_model.ipynb #94209608
+# %% ../nbs/01b_model.ipynb #77f8bcc8
 import math
 from dataclasses import dataclass, asdict, fields
 import torch
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from .core import CodeLLMError
 
-# %% ../nbs/01b_model.ipynb #9fcba9d1
+# %% ../nbs/01b_model.ipynb #1ee441ea
 @dataclass
 class GPTConfig:
     vocab_size: int = 4096          # tokenizer size (bytes + special tokens + merges)
@@ -71,7 +71,7 @@ def preset_config(size: str = 'tiny', **overrides) -> GPTConfig:
         raise CodeLLMError(f"ERROR: UNKNOWN MODEL SIZE '{size}'! Run: codellm train --model-size <one of: {', '.join(PRESETS)}>")
     return GPTConfig(**{**PRESETS[size], **overrides}).validate()
 
-# %% ../nbs/01b_model.ipynb #4663e2b4
+# %% ../nbs/01b_model.ipynb #8eecc8f8
 class RMSNorm(nn.Module):
     "x / rms(x) * weight."
     def __init__(self, dim: int, eps: float = 1e-6):
@@ -82,7 +82,7 @@ class RMSNorm(nn.Module):
 def make_norm(cfg: GPTConfig) -> nn.Module:
     return RMSNorm(cfg.n_embd) if cfg.norm == 'rmsnorm' else nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
 
-# %% ../nbs/01b_model.ipynb #9d06790d
+# %% ../nbs/01b_model.ipynb #396092d6
 def rope_cache(head_dim: int, max_len: int, base: float = 10000.0, device=None):
     "cos and sin tables, each (max_len, head_dim/2)."
     inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device).float() / head_dim))
@@ -95,7 +95,7 @@ def apply_rope(x, cos, sin):
     cos, sin = cos[None, None].to(x.dtype), sin[None, None].to(x.dtype)   # (1, 1, T, hd/2)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
-# %% ../nbs/01b_model.ipynb #8fa5321c
+# %% ../nbs/01b_model.ipynb #fff3f8a1
 class KVCache:
     "Pre-allocated keys and values for every layer: (B, nh, max_len, hd) each. `pos` = tokens stored so far."
     def __init__(self, cfg: GPTConfig, batch_size: int, device=None, dtype=torch.float32, max_len: int | None = None):
@@ -139,7 +139,7 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)             # (B, T, C)
         return F.dropout(self.proj(y), self.dropout, self.training)
 
-# %% ../nbs/01b_model.ipynb #ba5107dc
+# %% ../nbs/01b_model.ipynb #e74a0516
 class MLP(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -171,7 +171,7 @@ class MoE(nn.Module):
         self.aux_loss = self.n_experts * (frac * probs.mean(0)).sum()                   # 1.0 when uniform
         return out.view(B, T, C)
 
-# %% ../nbs/01b_model.ipynb #15cb164b
+# %% ../nbs/01b_model.ipynb #ad451ac6
 class Block(nn.Module):
     def __init__(self, cfg: GPTConfig, layer: int):
         super().__init__()
@@ -209,12 +209,11 @@ class GPT(nn.Module):
     def num_params(self, non_embedding: bool = True) -> int:
         "Parameters, without the token (and position) embeddings by default, as GPT-2's paper counts."
         n = sum(p.numel() for p in self.parameters())
-        if non_embedding:
+        if non_embedding:   # an untied output head is compute, not a lookup, so it stays counted
             n -= self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
-            if not self.config.tie_weights: n -= 0  # an untied head is compute, so it stays counted
         return n
 
-# %% ../nbs/01b_model.ipynb #4ff6a3d0
+# %% ../nbs/01b_model.ipynb #10ddf043
 def hidden(self, idx=None, cache: KVCache | None = None, embeds=None):
     "Final normalised hidden states (B, T, C) for token ids `idx` (B, T), or for given input `embeds` (B, T, C)."
     x = self.wte(idx) if embeds is None else embeds                    # (B, T, C)
@@ -244,7 +243,7 @@ def forward(self, idx=None, targets=None, cache: KVCache | None = None, embeds=N
 
 GPT.hidden, GPT.forward = hidden, forward
 
-# %% ../nbs/01b_model.ipynb #0002ac1e
+# %% ../nbs/01b_model.ipynb #5a40ff78
 def tiny_test_config(**kw) -> GPTConfig:
     "A model small enough for unit tests (a few thousand parameters)."
     return GPTConfig(**{**dict(vocab_size=64, block_size=32, n_layer=2, n_head=2, n_embd=16), **kw}).validate()
