@@ -9,7 +9,7 @@ __all__ = ['STAGES', 'STAGE_MODULES', 'COMMANDS', 'COMMAND_MODULES', 'CodeLLMErr
            'project_root', 'data_dir', 'raw_dir', 'processed_dir', 'models_dir', 'get_device', 'seed_everything',
            'Stage', 'register_stage', 'load_stages', 'get_stage', 'Command', 'register_command', 'load_commands']
 
-# %% ../nbs/00_core.ipynb #296c14e5
+# %% ../nbs/00_core.ipynb #e2570160
 class CodeLLMError(Exception):
     "An error whose message is one line a learner can act on: what is wrong, then `Run: <the fix>`."
 
@@ -23,7 +23,7 @@ def checkpoint_not_found(path, stage: str | None = None) -> CodeLLMError:
     fix = f"codellm train --stage {stage}" if stage else "codellm train --stage <stage>"
     return CodeLLMError(f"ERROR: CHECKPOINT NOT FOUND: {path}! Run: {fix}")
 
-# %% ../nbs/00_core.ipynb #10458ca7
+# %% ../nbs/00_core.ipynb #a9e4a53b
 from pathlib import Path
 
 def project_root(start=None) -> Path:
@@ -38,7 +38,7 @@ def raw_dir() -> Path:       return data_dir() / 'raw'
 def processed_dir() -> Path: return data_dir() / 'processed'
 def models_dir() -> Path:    return project_root() / 'models'
 
-# %% ../nbs/00_core.ipynb #8501b5eb
+# %% ../nbs/00_core.ipynb #8a4f3c08
 import os, random
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ def seed_everything(seed: int = 1337):
     "Seed Python, NumPy and torch (all devices)."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
-# %% ../nbs/00_core.ipynb #468a0828
+# %% ../nbs/00_core.ipynb #122bab9b
 import importlib
 from dataclasses import dataclass, field
 from typing import Callable
@@ -72,6 +72,7 @@ class Stage:
     train: Callable[..., dict] | None = None   # custom training (reward model, PPO); None: the shared LM trainer
     trains: bool = True                        # False: nothing to train (e.g. the agent uses earlier models)
     align_to_docs: bool = False                # sample training windows at example starts (instruction data)
+    train_data: Callable | None = None         # train_data(TokenData, prepare meta) -> what training samples from (e.g. a weighted mix)
     train_defaults: dict = field(default_factory=dict)  # TrainConfig overrides for this stage, e.g. a lower learning rate
 
 STAGES: dict[str, Stage] = {}
@@ -99,7 +100,7 @@ def get_stage(name: str) -> Stage:
         raise CodeLLMError(f"ERROR: UNKNOWN STAGE '{name}'! Run: codellm train --stage <one of: {', '.join(stages)}>")
     return stages[name]
 
-# %% ../nbs/00_core.ipynb #403c897a
+# %% ../nbs/00_core.ipynb #34bd3153
 @dataclass
 class Command:
     "A `codellm <name>` subcommand contributed by a stage module."

@@ -23,6 +23,26 @@ def test_prepare_code_writes_masked_data(stage2):
     assert (d / 'code_sample.txt').read_text().count('TASK:') >= 3
     assert json.loads((d / 'code_meta.json').read_text())['tokenizer'] == json.loads((d / 'language_meta.json').read_text())['tokenizer']
 
+def test_pairs_come_first_and_outweigh_the_scripts(stage2):
+    "code_train.npy: pairs, then harvested scripts; training draws PAIR_SHARE of its windows from the pairs."
+    from codellm.code import code_train_data, MixedData, PAIR_SHARE
+    from codellm.tokenizer import BPETokenizer
+    from codellm.training import TokenData
+    d, m, meta = stage2
+    tok = BPETokenizer.load(d / 'tokenizer.json')
+    ids = np.load(d / 'code_train.npy')[0]
+    k, user = meta['pair_tokens'], tok.special('<|user|>')
+    assert 0 < k <= len(ids)
+    starts = np.concatenate([[0], np.flatnonzero(ids[:-1] == tok.eot_id) + 1])
+    assert all(ids[s] == user for s in starts if s < k)                       # every document before k is a pair
+    assert not any(ids[s] == user for s in starts if k <= s < len(ids))      # none after it
+    data = code_train_data(TokenData.from_npy(d / 'code_train.npy', 256, align_to_docs=True, eot_id=tok.eot_id), meta)
+    if meta['scripts']:
+        src = data.offsets(4000, torch.Generator().manual_seed(0)) // MixedData._SHIFT
+        assert abs((src == 0).mean() - PAIR_SHARE) < 0.03
+        x, y = data.windows(data.offsets(8, torch.Generator().manual_seed(1)))
+        assert x.shape == y.shape == (8, 256) and (y != -100).any()
+
 def test_train_code_from_language_and_generate(stage2):
     d, m, _ = stage2
     r = codellm('train', '--stage', 'code', '--checkpoint', m / 'language_model_best.pth', '--data-dir', d, '--models-dir', m,
