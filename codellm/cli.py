@@ -8,12 +8,12 @@ Docs: https://codellm.github.io/codellm/cli.html.md"""
 __all__ = ['RESULT_COLUMNS', 'COMMANDS', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_generate', 'cmd_evaluate',
            'run_pipeline', 'format_results', 'cmd_pipeline', 'main']
 
-# %% ../nbs/90_cli.ipynb #3f2b0a45
+# %% ../nbs/90_cli.ipynb #c94869bf
 import argparse, contextlib, inspect, json, os, sys, time, warnings
 from pathlib import Path
 from .core import CodeLLMError, get_stage, load_stages, load_commands, processed_dir, models_dir
 
-# %% ../nbs/90_cli.ipynb #f76d01d0
+# %% ../nbs/90_cli.ipynb #d896be01
 def _add_paths(p):
     p.add_argument('--data-dir', default=None, help='processed data folder (default: data/processed in the project)')
     p.add_argument('--models-dir', default=None, help='models folder (default: models/ in the project)')
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_arguments(sub.add_parser(cmd.name, help=cmd.help))
     return ap
 
-# %% ../nbs/90_cli.ipynb #7966403f
+# %% ../nbs/90_cli.ipynb #f6ad5f5c
 def _kwargs_for(fn, **kw):
     "The subset of `kw` that `fn` accepts (stage functions take different options)."
     params = inspect.signature(fn).parameters
@@ -97,7 +97,7 @@ def cmd_prepare(a):
 
 def cmd_train(a):
     from codellm.training import train_stage, ddp_setup, ddp_cleanup
-    rank, world, ddp_device = ddp_setup()
+    rank, world, ddp_device = ddp_setup(a.device)
     try:
         res = train_stage(a.stage, checkpoint=a.checkpoint, model_size=a.model_size, architecture=a.architecture,
                           norm=None if a.use_rmsnorm is None else ('rmsnorm' if a.use_rmsnorm else 'layernorm'),
@@ -133,7 +133,7 @@ def cmd_evaluate(a):
     ckpt = a.checkpoint or _best(st.name, a.models_dir)
     print(json.dumps(st.evaluate(ckpt, **_kwargs_for(st.evaluate, data_dir=a.data_dir, models_dir_=a.models_dir)), indent=1, default=str))
 
-# %% ../nbs/90_cli.ipynb #a6f1252c
+# %% ../nbs/90_cli.ipynb #281c5874
 RESULT_COLUMNS = ['stage', 'metric', 'baseline', 'before', 'ours', 'better', 'seconds']
 
 def run_pipeline(stages=None, model_size: str = 'tiny', data_dir=None, models_dir_=None, progress: bool = True,
@@ -176,7 +176,7 @@ def cmd_pipeline(a):
     print(); print(format_results(rows))
     print(f"\nresults: {Path(a.models_dir or models_dir()) / 'pipeline_results.json'}")
 
-# %% ../nbs/90_cli.ipynb #77ab7b9a
+# %% ../nbs/90_cli.ipynb #01a34181
 COMMANDS = {'prepare': cmd_prepare, 'train': cmd_train, 'generate': cmd_generate, 'evaluate': cmd_evaluate, 'pipeline': cmd_pipeline}
 
 def main(argv=None) -> int:

@@ -9,7 +9,7 @@ __all__ = ['save_tokens', 'TokenData', 'lr_at', 'make_optimizer', 'amp_dtype', '
            'CheckpointCB', 'TrainConfig', 'TrainingInterrupted', 'Trainer', 'evaluate', 'train_state',
            'load_train_state', 'fit', 'synthetic_counting', 'plot_history', 'ddp_setup', 'ddp_cleanup', 'train_stage']
 
-# %% ../nbs/01d_training.ipynb #05d8b404
+# %% ../nbs/01d_training.ipynb #e95503ec
 import contextlib, json, math, os, time
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .core import CodeLLMError, get_device, seed_everything
 from .checkpoint import save_checkpoint, unwrap
 
-# %% ../nbs/01d_training.ipynb #9d9ebd39
+# %% ../nbs/01d_training.ipynb #b02ce20d
 def save_tokens(path, ids, mask=None):
     "Save ids (and an optional 0/1 loss mask) as .npy, uint16 when the vocabulary fits."
     ids = np.asarray(ids)
@@ -77,7 +77,7 @@ class TokenData:
         pick = np.linspace(0, self.n_starts - 1, n).round().astype(np.int64)
         return pick if self.starts is None else self.starts[pick]
 
-# %% ../nbs/01d_training.ipynb #47ad38b0
+# %% ../nbs/01d_training.ipynb #174f3082
 def lr_at(step: int, max_lr: float, warmup: int, total: int, min_ratio: float = 0.1) -> float:
     "Linear warmup to `max_lr`, then cosine decay to `min_ratio * max_lr` at `total`."
     if step < warmup: return max_lr * (step + 1) / warmup
@@ -93,7 +93,7 @@ def make_optimizer(model, lr: float, weight_decay: float, betas=(0.9, 0.95), fus
     try: return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
     except (RuntimeError, TypeError): return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
-# %% ../nbs/01d_training.ipynb #aaf3246d
+# %% ../nbs/01d_training.ipynb #33a36b97
 def amp_dtype(device: torch.device):
     "The autocast dtype for a device: bf16 where supported (CPU, recent CUDA), else fp16 (older CUDA, MPS)."
     if device.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -104,7 +104,7 @@ def autocast_ctx(device: torch.device, enabled: bool):
     if not enabled: return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=amp_dtype(device))
 
-# %% ../nbs/01d_training.ipynb #51a718a0
+# %% ../nbs/01d_training.ipynb #df10e99e
 class Callback:
     "Override any of these; each receives the `Trainer`."
     order = 0
@@ -145,7 +145,7 @@ class CheckpointCB(Callback):
         self._save_last(t)
     def on_interrupt(self, t): self._save_last(t)
 
-# %% ../nbs/01d_training.ipynb #e17dd7e3
+# %% ../nbs/01d_training.ipynb #60519f5b
 @dataclass
 class TrainConfig:
     batch_size: int = 16            # sequences per micro-batch (per process)
@@ -177,7 +177,7 @@ class TrainConfig:
     @property
     def total_steps(self) -> int: return self.num_epochs * self.steps_per_epoch
 
-# %% ../nbs/01d_training.ipynb #c623add3
+# %% ../nbs/01d_training.ipynb #cc6a4d5b
 class TrainingInterrupted(Exception):
     "Raised after Ctrl-C, once the last checkpoint is safely written."
 
@@ -211,7 +211,7 @@ class Trainer:
     def _cb(self, event):
         for c in self.callbacks: getattr(c, event)(self)
 
-# %% ../nbs/01d_training.ipynb #c7a48ae9
+# %% ../nbs/01d_training.ipynb #7c05f226
 def _batch(self, step: int, micro: int):
     "This process's share of the global micro-batch of `step`: reproducible from (seed, step, micro)."
     g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step * 1009 + micro)
@@ -248,7 +248,7 @@ def load_train_state(self, state: dict):
 
 Trainer._batch, Trainer.evaluate, Trainer.train_state, Trainer.load_train_state = _batch, evaluate, train_state, load_train_state
 
-# %% ../nbs/01d_training.ipynb #fe69dd87
+# %% ../nbs/01d_training.ipynb #a150884d
 def _train_step(self):
     cfg = self.cfg
     lr = lr_at(self.step, cfg.learning_rate, cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio)
@@ -305,14 +305,14 @@ def fit(self, resume: dict | None = None) -> dict:
 
 Trainer._train_step, Trainer._run_eval, Trainer.fit = _train_step, _run_eval, fit
 
-# %% ../nbs/01d_training.ipynb #ef140103
+# %% ../nbs/01d_training.ipynb #fc5369ca
 def synthetic_counting(n: int = 5000, vocab: int = 50, seed: int = 0) -> np.ndarray:
     "Runs of counting tokens (start at random, +1 mod vocab): a task a tiny model learns in seconds."
     rng = np.random.default_rng(seed)
     runs = [(rng.integers(vocab) + np.arange(rng.integers(10, 40))) % vocab for _ in range(n // 25 + 1)]
     return np.concatenate(runs)[:n]
 
-# %% ../nbs/01d_training.ipynb #7b760736
+# %% ../nbs/01d_training.ipynb #c56be5e2
 def plot_history(history: dict, ax=None, title: str = 'training', baseline: float | None = None, label: str = ''):
     "Train and validation loss against optimizer steps, with an optional baseline line."
     import matplotlib.pyplot as plt
@@ -324,13 +324,14 @@ def plot_history(history: dict, ax=None, title: str = 'training', baseline: floa
     ax.legend(); ax.grid(alpha=0.3)
     return ax
 
-# %% ../nbs/01d_training.ipynb #208ecb3a
-def ddp_setup() -> tuple[int, int, str]:
+# %% ../nbs/01d_training.ipynb #b9fd038e
+def ddp_setup(device: str | None = 'auto') -> tuple[int, int, str]:
     "Join the process group when started by torchrun; returns (rank, world_size, device). No-op for one process."
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world <= 1: return 0, 1, 'auto'
     import torch.distributed as dist
-    if torch.cuda.is_available():
+    wants_cuda = device in (None, 'auto') or str(device).startswith('cuda')   # `--device cpu` on a GPU machine: gloo
+    if wants_cuda and torch.cuda.is_available():
         local = int(os.environ.get('LOCAL_RANK', '0'))
         torch.cuda.set_device(local)
         if not dist.is_initialized(): dist.init_process_group('nccl')
@@ -341,7 +342,7 @@ def ddp_setup() -> tuple[int, int, str]:
 def ddp_cleanup():
     if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
-# %% ../nbs/01d_training.ipynb #44763200
+# %% ../nbs/01d_training.ipynb #adc2593e
 def _train_config(stage, overrides: dict) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     kw = {**stage.train_defaults, **{k: v for k, v in overrides.items() if v is not None}}
@@ -378,7 +379,9 @@ def train_stage(stage: str, checkpoint=None, model_size: str | None = None, arch
         ck = load_checkpoint(last_path)
         model, tok, state = ck.model, ck.tokenizer, ck.train_state
         saved = ck.meta.get('train_config', {})
-        train_overrides = {**saved, **{k: v for k, v in train_overrides.items() if k == 'device' and v is not None}}
+        # the saved config wins (same batches, same schedule), except where to run and how long: `--num-epochs` extends a run
+        longer = ('device', 'num_epochs', 'steps_per_epoch')
+        train_overrides = {**saved, **{k: v for k, v in train_overrides.items() if k in longer and v is not None}}
     else:
         if checkpoint is None and st.init_from: checkpoint = models_dir / f'{st.init_from}_model_best.pth'
         if checkpoint is not None:

@@ -143,6 +143,14 @@ def test_ctrl_c_keeps_last_checkpoint_and_resume_finishes(lang_data, tmp_path):
     assert st['step'] > stopped and st['history']['step'][0] == 1   # the history continues the first run's
     assert len(st['history']['step']) == st['step']
 
+def test_resume_with_more_epochs_extends_a_finished_run(lang_data, tmp_path):
+    base = ['train', '--stage', 'language', '--data-dir', lang_data, '--models-dir', tmp_path, '--steps-per-epoch', 4, *MICRO]
+    codellm(*base, check=True)
+    assert torch.load(tmp_path / 'language_model_last.pth', weights_only=True)['train_state']['step'] == 4
+    codellm(*base, '--resume', '--num-epochs', 2, check=True)            # the saved config said 1 epoch
+    st = torch.load(tmp_path / 'language_model_last.pth', weights_only=True)['train_state']
+    assert st['step'] == 8 and st['history']['step'] == list(range(1, 9))
+
 def test_resume_without_last_checkpoint(lang_data, tmp_path):
     r = codellm('train', '--stage', 'language', '--data-dir', lang_data, '--models-dir', tmp_path, '--resume')
     assert_one_line_error(r, 'NOTHING TO RESUME')
