@@ -10,14 +10,15 @@ from .models import VOCAB, codellm_model, hf_gpt2
 from .training import BATCH, make_trainer_step
 
 GROUPS = [  # (group, substrings of operator names), first match wins
-    ('attention (SDPA)', ('scaled_dot_product', '_efficient_attention', '_flash_attention')),
-    ('matmul', ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm')),
-    ('softmax + cross-entropy', ('log_softmax', 'nll_loss')),
+    ('softmax + cross-entropy', ('log_softmax', 'nll_loss', 'logsumexp')),
+    # SDPA's kernels, or (codellm, bf16 on a CPU) the explicit route: scores by baddbmm, softmax, bmm with the values
+    ('attention', ('scaled_dot_product', '_efficient_attention', '_flash_attention', 'aten::baddbmm', 'aten::bmm', 'aten::_softmax')),
+    ('matmul', ('aten::mm', 'aten::addmm')),
     ('norm', ('rms_norm', 'layer_norm')),
     ('optimizer + clipping', ('_fused_adamw', 'adamw', 'linalg_vector_norm', '_foreach')),
     ('dtype casts / copies', ('aten::copy_', 'aten::_to_copy', 'aten::to')),
     ('elementwise', ('aten::mul', 'aten::add', 'aten::sub', 'aten::div', 'aten::neg', 'aten::pow', 'aten::cat', 'aten::gelu',
-                     'aten::tanh', 'aten::mean', 'aten::rsqrt', 'aten::sum', 'aten::fill_', 'aten::zero_')),
+                     'aten::tanh', 'aten::mean', 'aten::rsqrt', 'aten::sum', 'aten::fill_', 'aten::zero_', 'aten::exp')),
 ]
 
 

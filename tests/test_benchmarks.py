@@ -98,5 +98,5 @@ def test_profile_groups():
     for kind in ('codellm', 'transformers'):
         g = r[kind]['groups_ms']
         assert r[kind]['total_ms'] == pytest.approx(sum(g.values()), rel=0.01)
-        assert 'attention (SDPA)' in g and 'matmul' in g      # both models run torch's attention and matmul kernels
+        assert 'attention' in g and 'matmul' in g             # both models attend and multiply matrices
         assert r[kind]['top'] and all(t['calls'] > 0 for t in r[kind]['top'])
