@@ -8,12 +8,13 @@ Docs: https://codellm.github.io/codellm/cli.html.md"""
 __all__ = ['RESULT_COLUMNS', 'COMMANDS', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_generate', 'cmd_evaluate',
            'run_pipeline', 'format_results', 'cmd_pipeline', 'main']
 
-# %% ../nbs/90_cli.ipynb #c94869bf
+# %% ../nbs/90_cli.ipynb #5fa1c9bb
 import argparse, contextlib, inspect, json, os, sys, time, warnings
 from pathlib import Path
+from . import core
 from .core import CodeLLMError, get_stage, load_stages, load_commands, processed_dir, models_dir
 
-# %% ../nbs/90_cli.ipynb #d896be01
+# %% ../nbs/90_cli.ipynb #e4104b94
 def _add_paths(p):
     p.add_argument('--data-dir', default=None, help='processed data folder (default: data/processed in the project)')
     p.add_argument('--models-dir', default=None, help='models folder (default: models/ in the project)')
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_arguments(sub.add_parser(cmd.name, help=cmd.help))
     return ap
 
-# %% ../nbs/90_cli.ipynb #f6ad5f5c
+# %% ../nbs/90_cli.ipynb #90374931
 def _kwargs_for(fn, **kw):
     "The subset of `kw` that `fn` accepts (stage functions take different options)."
     params = inspect.signature(fn).parameters
@@ -90,7 +91,7 @@ def _kwargs_for(fn, **kw):
 def cmd_prepare(a):
     st = get_stage(a.stage)
     if st.prepare is None: raise CodeLLMError(f"ERROR: STAGE '{st.name}' HAS NO DATA TO PREPARE! Run: codellm train --stage {st.name}")
-    kw = _kwargs_for(st.prepare, out_dir=a.data_dir, models_dir_=a.models_dir, models_dir=a.models_dir, seed=a.seed, num_stories=a.num_stories,
+    kw = _kwargs_for(st.prepare, out_dir=a.data_dir, models_dir=a.models_dir, seed=a.seed, num_stories=a.num_stories,
                      vocab_size=a.vocab_size, raw=a.raw_dir)
     with contextlib.redirect_stdout(sys.stderr): summary = st.prepare(**kw)   # progress to stderr, the summary alone on stdout
     print(json.dumps(summary, indent=1, default=str))
@@ -131,31 +132,31 @@ def cmd_evaluate(a):
     st = get_stage(a.stage)
     if st.evaluate is None: raise CodeLLMError(f"ERROR: STAGE '{st.name}' HAS NO EVALUATION! Run: codellm pipeline")
     ckpt = a.checkpoint or _best(st.name, a.models_dir)
-    print(json.dumps(st.evaluate(ckpt, **_kwargs_for(st.evaluate, data_dir=a.data_dir, models_dir_=a.models_dir)), indent=1, default=str))
+    print(json.dumps(st.evaluate(ckpt, **_kwargs_for(st.evaluate, data_dir=a.data_dir, models_dir=a.models_dir)), indent=1, default=str))
 
-# %% ../nbs/90_cli.ipynb #281c5874
+# %% ../nbs/90_cli.ipynb #d5c25029
 RESULT_COLUMNS = ['stage', 'metric', 'baseline', 'before', 'ours', 'better', 'seconds']
 
-def run_pipeline(stages=None, model_size: str = 'tiny', data_dir=None, models_dir_=None, progress: bool = True,
+def run_pipeline(stages=None, model_size: str = 'tiny', data_dir=None, models_dir=None, progress: bool = True,
                  log=print) -> list[dict]:
     "Prepare, train and evaluate each stage in order; returns one result row per stage (also written as JSON)."
     from codellm.training import train_stage
     all_stages = load_stages()
     wanted = list(all_stages) if not stages else list(stages)
     for s in wanted: get_stage(s)                                  # unknown names fail before any work
-    models = Path(models_dir_ or models_dir()); models.mkdir(parents=True, exist_ok=True)
+    models = Path(models_dir or core.models_dir()); models.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in [s for s in all_stages if s in wanted]:
         st, t0 = all_stages[name], time.perf_counter()
         log(f"== stage {st.order}: {st.title}")
-        if st.prepare is not None: st.prepare(**_kwargs_for(st.prepare, out_dir=data_dir, models_dir_=models, models_dir=models, verbose=progress))
+        if st.prepare is not None: st.prepare(**_kwargs_for(st.prepare, out_dir=data_dir, models_dir=models, verbose=progress))
         run = {}
         if st.trains:
             run = train_stage(name, data_dir=data_dir, models_dir=models, progress=progress,
                               **({'model_size': model_size} if st.init_from is None and st.train is None else {}))
         row = dict(stage=name, title=st.title)
         if st.evaluate is not None:
-            ev = st.evaluate(_best(name, models), **_kwargs_for(st.evaluate, data_dir=data_dir, models_dir_=models))
+            ev = st.evaluate(_best(name, models), **_kwargs_for(st.evaluate, data_dir=data_dir, models_dir=models))
             row.update({k: v for k, v in ev.items() if not isinstance(v, (list, dict))})
             row.setdefault('before', run.get('val_loss_before'))
         row['seconds'] = round(time.perf_counter() - t0, 1)
@@ -176,7 +177,7 @@ def cmd_pipeline(a):
     print(); print(format_results(rows))
     print(f"\nresults: {Path(a.models_dir or models_dir()) / 'pipeline_results.json'}")
 
-# %% ../nbs/90_cli.ipynb #01a34181
+# %% ../nbs/90_cli.ipynb #7e422914
 COMMANDS = {'prepare': cmd_prepare, 'train': cmd_train, 'generate': cmd_generate, 'evaluate': cmd_evaluate, 'pipeline': cmd_pipeline}
 
 def main(argv=None) -> int:

@@ -9,17 +9,18 @@ __all__ = ['CODE_TEMPLATE', 'PAIR_SHARE', 'CODE', 'STAGED_VS_JOINT', 'encode_exa
            'MixedData', 'code_train_data', 'evaluate_code', 'generate_scripts', 'script_quality', 'story_loss',
            'staged_vs_joint', 'plot_staged_vs_joint', 'summarize_staged_vs_joint', 'evaluate_staged_vs_joint']
 
-# %% ../nbs/02_code_finetuning.ipynb #3e825fca
+# %% ../nbs/02_code_finetuning.ipynb #120bd3cb
 import copy, json, math, random, time
 from pathlib import Path
 import numpy as np
 import torch
+from . import core
 from .core import (CodeLLMError, Stage, register_stage, processed_dir, models_dir, data_not_found, seed_everything)
 from .tokenizer import BPETokenizer
 from .training import save_tokens, TokenData
 from . import bash_data
 
-# %% ../nbs/02_code_finetuning.ipynb #c65c214b
+# %% ../nbs/02_code_finetuning.ipynb #9f4f06fe
 CODE_TEMPLATE = '<|user|>{prompt}<|end|><|assistant|>'
 
 def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = CODE_TEMPLATE):
@@ -30,7 +31,7 @@ def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = 
     a = tok.encode(answer, allow_special=False) + [tok.special('<|end|>')]
     return p + a + [tok.eot_id], [0] * len(p) + [1] * len(a) + [0]
 
-# %% ../nbs/02_code_finetuning.ipynb #87f5356c
+# %% ../nbs/02_code_finetuning.ipynb #9513e228
 def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[list[int]]:
     "Token pieces of `text`, cut at line ends, each at most `max_tokens` long (a longer line is cut hard)."
     pieces, cur = [], []
@@ -42,7 +43,7 @@ def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[li
     if cur: pieces.append(cur)
     return pieces
 
-# %% ../nbs/02_code_finetuning.ipynb #212d01a0
+# %% ../nbs/02_code_finetuning.ipynb #40fa7f05
 def _start_tokenizer(out: Path, models: Path) -> tuple[BPETokenizer, int | None]:
     "The tokenizer (and context length) of the checkpoint stage 2 starts from; else stage 1's tokenizer.json."
     from codellm.checkpoint import read_checkpoint
@@ -53,10 +54,10 @@ def _start_tokenizer(out: Path, models: Path) -> tuple[BPETokenizer, int | None]
     if (out / 'tokenizer.json').is_file(): return BPETokenizer.load(out / 'tokenizer.json'), None
     raise CodeLLMError("ERROR: TOKENIZER NOT FOUND (stage 1 writes it)! Run: codellm prepare language")
 
-def prepare_code(out_dir=None, models_dir_=None, n_pairs: int = 12000, n_val_pairs: int = 300, seed: int = 1337,
+def prepare_code(out_dir=None, models_dir=None, n_pairs: int = 12000, n_val_pairs: int = 300, seed: int = 1337,
                  block_size: int | None = None, roots=('/usr', '/etc'), verbose: bool = True) -> dict:
     "Write stage 2's token files (harvested scripts + instruction pairs); returns a summary."
-    out, models = Path(out_dir or processed_dir()), Path(models_dir_ or models_dir())
+    out, models = Path(out_dir or processed_dir()), Path(models_dir or core.models_dir())
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     tok, ck_block = _start_tokenizer(out, models)
@@ -95,7 +96,7 @@ def prepare_code(out_dir=None, models_dir_=None, n_pairs: int = 12000, n_val_pai
     (out / 'code_meta.json').write_text(json.dumps(meta, indent=1))
     return meta
 
-# %% ../nbs/02_code_finetuning.ipynb #f518bb81
+# %% ../nbs/02_code_finetuning.ipynb #58176e23
 class MixedData:
     "Windows drawn from several `TokenData` sources with fixed probabilities (same interface as TokenData)."
     _SHIFT = 1 << 40
@@ -122,11 +123,11 @@ def code_train_data(data: TokenData, meta: dict, pair_share: float = PAIR_SHARE)
     part = lambda a, b: TokenData(data.ids[a:b], data.mask[a:b], T, align_to_docs=data.starts is not None, eot_id=data.eot_id)
     return MixedData([part(0, k), part(k, len(data))], [pair_share, 1 - pair_share])
 
-# %% ../nbs/02_code_finetuning.ipynb #4902366e
-def evaluate_code(checkpoint, data_dir=None, n: int = 40, seed: int = 0, models_dir_=None, baseline: bool = True,
+# %% ../nbs/02_code_finetuning.ipynb #0d8ff410
+def evaluate_code(checkpoint, data_dir=None, n: int = 40, seed: int = 0, models_dir=None, baseline: bool = True,
                   shellcheck: bool = True, max_new_tokens: int = 230) -> dict:
     "bash -n pass rate (and more) on held-out tasks, before (stage 1) vs after; story loss before vs after (forgetting)."
-    models = Path(models_dir_ or models_dir())
+    models = Path(models_dir or core.models_dir())
     after = script_quality(checkpoint, n=n, seed=seed, shellcheck=shellcheck, max_new_tokens=max_new_tokens)
     row = dict(stage='code', metric='bash -n pass rate, held-out tasks', ours=after['bash_ok'], better='higher',
                **{f'after_{k}': v for k, v in after.items() if k != 'examples'}, examples=after['examples'])
@@ -174,7 +175,7 @@ CODE = register_stage(Stage(
     template=CODE_TEMPLATE, evaluate=evaluate_code, align_to_docs=True, train_data=code_train_data,
     train_defaults=dict(batch_size=16, learning_rate=3e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=600, eval_every=100)))
 
-# %% ../nbs/02_code_finetuning.ipynb #4f03a9db
+# %% ../nbs/02_code_finetuning.ipynb #63a71130
 def staged_vs_joint(data_dir=None, steps: int = 100, n_layer: int = 2, n_embd: int = 64, block_size: int = 128,
                     batch_size: int = 16, lr: float = 2e-3, replay: float = 0.1, eval_every: int = 20, seed: int = 0,
                     progress: bool = True) -> dict:
@@ -237,7 +238,7 @@ def summarize_staged_vs_joint(res: dict):
     return pd.DataFrame({k: dict(story_val_loss=v['story'][-1], code_val_loss=v['code'][-1],
                                  story_loss_rise_in_phase_2=v['story'][-1] - min(v['story'])) for k, v in res['logs'].items()}).T
 
-# %% ../nbs/02_code_finetuning.ipynb #fceda86d
+# %% ../nbs/02_code_finetuning.ipynb #f481b22a
 def evaluate_staged_vs_joint(checkpoint=None, data_dir=None, steps: int = 100) -> dict:
     res = staged_vs_joint(data_dir, steps=steps, progress=False)
     both = {k: v['story'][-1] + v['code'][-1] for k, v in res['logs'].items()}

@@ -14,7 +14,7 @@ __all__ = ['TEMPLATE', 'RESULT_CHARS', 'GREETINGS', 'THANKS', 'WORDS', 'PALINDRO
            'MockCheckpoint', 'scripted', 'parse_tool_call', 'fit_context', 'torch_threads', 'chat_turn',
            'evaluate_tool_calling', 'answer_ok', 'score_turn', 'score_turns', 'describe_call', 'cmd_chat']
 
-# %% ../nbs/03_tool_calling.ipynb #0c597bb3
+# %% ../nbs/03_tool_calling.ipynb #d6b73cc0
 import builtins, contextlib, json, keyword, operator, random, re, sys, time, zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Callable
 import numpy as np
 import torch
+from . import core
 from .core import (CodeLLMError, Stage, Command, register_stage, register_command, processed_dir, models_dir,
                           checkpoint_not_found, seed_everything)
 from .tokenizer import BPETokenizer
 from .tools import TOOLS, call_tool, validate_arguments, write_tool_definitions
 from .training import save_tokens
 
-# %% ../nbs/03_tool_calling.ipynb #8f720c21
+# %% ../nbs/03_tool_calling.ipynb #01b628ba
 TEMPLATE = '<|user|>{prompt}<|end|><|assistant|>'   # the stage-2 template: the prompt ends where the assistant starts
 RESULT_CHARS = 200                                   # a tool result is cut to this many characters before the model reads it
 
@@ -61,7 +62,7 @@ def call_json(name: str, arguments: dict) -> str:
     "A tool call as the model writes it."
     return json.dumps({'name': name, 'arguments': arguments}, ensure_ascii=False)
 
-# %% ../nbs/03_tool_calling.ipynb #1df64980
+# %% ../nbs/03_tool_calling.ipynb #e5e85e7d
 @dataclass
 class Task:
     "One kind of request: its paraphrases (some held out), how to draw values, the canonical call, the reply and the truth."
@@ -81,7 +82,7 @@ def is_heldout(v: dict) -> bool:
 GREETINGS = ['', '', '', '', 'Hi! ', 'Hello. ', 'Quick question: ', 'Hey! ']   # around any paraphrase, in both splits
 THANKS = ['', '', '', '', ' Thanks!', ' Thank you.', ' Thanks a lot.']
 
-# %% ../nbs/03_tool_calling.ipynb #bdd62e33
+# %% ../nbs/03_tool_calling.ipynb #8124d358
 WORDS = ['banana', 'python', 'garden', 'window', 'yellow', 'planet', 'rocket', 'silver', 'button', 'candle', 'forest',
          'orange', 'purple', 'summer', 'winter', 'basket', 'pencil', 'guitar', 'island', 'marble', 'monkey', 'pepper',
          'rabbit', 'shadow', 'spider', 'tomato', 'turtle', 'violin', 'wizard', 'anchor', 'bridge', 'castle', 'dragon',
@@ -190,7 +191,7 @@ EXECUTE_TASKS = [
          lambda v, r: f"Is {v['n']} prime? {_out(r)}.", lambda v: [str(_is_prime(v['n']))]),
 ]
 
-# %% ../nbs/03_tool_calling.ipynb #1e4fcc7b
+# %% ../nbs/03_tool_calling.ipynb #442f1395
 _TOPICS = [   # (verbs, things they apply to): every pair is a topic
     (['sort', 'reverse', 'copy', 'shuffle', 'sum', 'slice', 'flatten', 'filter', 'count items in', 'find the maximum of',
       'remove duplicates from', 'iterate over'], ['a list', 'a tuple', 'a list of numbers', 'a list of strings', 'a deque']),
@@ -228,7 +229,7 @@ DOCS_TASKS = [Task('docs', 'search_docs',
     ['Is there a library function to {q}?', 'Find the documentation on how to {q}.'],
     lambda r: dict(q=r.choice(DOC_TOPICS)), lambda v: {'query': v['q']}, _docs_reply, _docs_truth)]
 
-# %% ../nbs/03_tool_calling.ipynb #963ff3e5
+# %% ../nbs/03_tool_calling.ipynb #02e906ae
 FUNC_VERBS = ['area', 'scale', 'average', 'greet', 'double', 'clean', 'check', 'load', 'parse', 'report', 'convert', 'score',
               'update', 'compute', 'render', 'handle', 'fetch', 'save', 'build', 'merge', 'split', 'count', 'apply', 'send']
 VAR_WORDS = ['value', 'items', 'data', 'text', 'rate', 'size', 'amount', 'name', 'width', 'total', 'result', 'number',
@@ -280,7 +281,7 @@ ANALYZE_TASKS = [_snippet_task(k, c, e) for k, (c, e) in SNIPPETS.items()]
 TASKS = {t.kind: t for t in EXECUTE_TASKS + DOCS_TASKS + ANALYZE_TASKS}
 TOOL_SHARE = {'execute_python': 0.45, 'search_docs': 0.30, 'analyze_code': 0.25}   # of the training conversations
 
-# %% ../nbs/03_tool_calling.ipynb #a58438cb
+# %% ../nbs/03_tool_calling.ipynb #07cf82dd
 def draw_values(task: Task, rng: random.Random, split: str = 'train') -> dict:
     "Values for `task` from the training side (`split='train'`) or the held-out side of the hash."
     for _ in range(10_000):
@@ -314,7 +315,7 @@ def heldout_prompts(n: int = 100, seed: int = 0) -> list[dict]:
         r['answer'] = t.truth(r['values']) if t.truth else None
     return reqs
 
-# %% ../nbs/03_tool_calling.ipynb #03af17f9
+# %% ../nbs/03_tool_calling.ipynb #9248edd5
 def run_tools(calls: list[tuple[str, dict]], workers: int = 4, retries: int = 1) -> tuple[list[dict], dict]:
     "Results of `calls` [(name, arguments)], in order: each distinct call runs once; execute_python in a thread pool."
     keys = [json.dumps([n, a], sort_keys=True) for n, a in calls]
@@ -332,7 +333,7 @@ def run_tools(calls: list[tuple[str, dict]], workers: int = 4, retries: int = 1)
     stats = dict(calls=len(calls), distinct_calls=len(distinct), sandbox_runs=len(slow), seconds=round(time.perf_counter() - t0, 2))
     return [results[k] for k in keys], stats
 
-# %% ../nbs/03_tool_calling.ipynb #2e95223b
+# %% ../nbs/03_tool_calling.ipynb #5eb97149
 def encode_prompt(tok: BPETokenizer, prompt: str, template: str = TEMPLATE) -> list[int]:
     "The template's markers as special tokens around the user's text, which is encoded as plain text."
     pre, _, post = template.partition('{prompt}')
@@ -369,10 +370,10 @@ def mark_trained(tok: BPETokenizer, ids, mask, open_: str = '[[', close: str = '
         if i is not None: cur.append(i)
     return ''.join(out)
 
-# %% ../nbs/03_tool_calling.ipynb #8ae8670d
-def _start_tokenizer(out: Path, checkpoint=None, models_dir_=None) -> tuple[BPETokenizer, str, int]:
+# %% ../nbs/03_tool_calling.ipynb #365772d6
+def _start_tokenizer(out: Path, checkpoint=None, models_dir=None) -> tuple[BPETokenizer, str, int]:
     "(tokenizer, where it came from, block size): the starting checkpoint's, else stage 1's tokenizer.json."
-    ck = Path(checkpoint) if checkpoint else Path(models_dir_ or models_dir()) / 'code_model_best.pth'
+    ck = Path(checkpoint) if checkpoint else Path(models_dir or core.models_dir()) / 'code_model_best.pth'
     if ck.is_file():
         from codellm.checkpoint import read_checkpoint
         obj = read_checkpoint(ck)
@@ -432,7 +433,7 @@ def prepare_tool_calling(out_dir=None, checkpoint=None, models_dir=None, n_train
                       f"{stats['sandbox_runs']} sandbox runs in {stats['seconds']} s, {meta['seconds']} s in all")
     return meta
 
-# %% ../nbs/03_tool_calling.ipynb #cc547222
+# %% ../nbs/03_tool_calling.ipynb #9fb1b29b
 class ScriptedModel(torch.nn.Module):
     "A stand-in for GPT: the i-th `generate` call emits `scripts[i]` (then <|endoftext|>). `contexts` records each prompt."
     def __init__(self, scripts: list[list[int]], vocab_size: int, eot_id: int, block_size: int = 256):
@@ -467,7 +468,7 @@ def scripted(tok: BPETokenizer, *texts: str | list[int], block_size: int = 256) 
     scripts = [tok.encode(t) if isinstance(t, str) else t for t in texts]
     return MockCheckpoint(ScriptedModel(scripts, tok.vocab_size, tok.eot_id, block_size), tok)
 
-# %% ../nbs/03_tool_calling.ipynb #4c8c9ed6
+# %% ../nbs/03_tool_calling.ipynb #65d9bc9c
 def parse_tool_call(text: str) -> tuple[str | None, dict, str | None]:
     "(name, arguments, error) from the text between <|tool_call|> and <|end|>; never raises."
     try: obj = json.loads(text)
@@ -520,7 +521,7 @@ def chat_turn(ckpt, prompt: str, max_calls: int = 3, max_new_tokens: int = 128, 
         tail += seg[seg.index(TC):] + [END, TR] + tok.encode(result_view(name, result), allow_special=False) + [END, A]
     return {'prompt': prompt, 'tool_calls': calls, 'response': response}
 
-# %% ../nbs/03_tool_calling.ipynb #c8ab5014
+# %% ../nbs/03_tool_calling.ipynb #7ead1ebc
 def evaluate_tool_calling(checkpoint, data_dir=None, n: int = 100, seed: int = 0, baseline=True, max_new_tokens: int = 128,
                           threads: int | None = 1, return_turns: bool = False) -> dict:
     "Held-out prompts through `chat_turn`: valid calls, tool selection, arguments, end-to-end answers; and the same for the baseline."
@@ -539,7 +540,7 @@ def evaluate_tool_calling(checkpoint, data_dir=None, n: int = 100, seed: int = 0
     if return_turns: res['turns'] = [dict(t, expected_tool=it['tool'], answer=it['answer']) for it, t in zip(items, turns)]
     return res
 
-# %% ../nbs/03_tool_calling.ipynb #aec38588
+# %% ../nbs/03_tool_calling.ipynb #602b7a71
 def answer_ok(response: str, answer: list[str] | None) -> bool | None:
     "Does `response` contain every expected string as a whole token? (None: not checkable)"
     if not answer: return None
@@ -567,14 +568,14 @@ def score_turns(items: list[dict], turns: list[dict]) -> dict:
     return dict(ours=overall['tool_accuracy'], **overall, calls_per_turn=mean([x['calls'] for x in s]), n=len(s),
                 per_tool={t: block([i for i, it in enumerate(items) if it['tool'] == t]) for t in TOOL_SHARE})
 
-# %% ../nbs/03_tool_calling.ipynb #c242df99
+# %% ../nbs/03_tool_calling.ipynb #177834e4
 TOOL_CALLING = register_stage(Stage(
     name='tool_calling', title='Tool calling', order=3, prepare=prepare_tool_calling, init_from='code',
     template=TEMPLATE, evaluate=evaluate_tool_calling, align_to_docs=True,
     train_defaults=dict(batch_size=16, learning_rate=3e-3, min_lr_ratio=0.3, warmup_steps=20, num_epochs=1,
                         steps_per_epoch=400, eval_every=100, eval_windows=32)))
 
-# %% ../nbs/03_tool_calling.ipynb #456491d6
+# %% ../nbs/03_tool_calling.ipynb #b22da445
 def describe_call(call: dict) -> str:
     "The guide's display of one tool call and its result."
     args = call['arguments'] if isinstance(call['arguments'], dict) else {}
