@@ -8,13 +8,13 @@ Docs: https://codellm.github.io/codellm/cli.html.md"""
 __all__ = ['RESULT_COLUMNS', 'COMMANDS', 'build_parser', 'cmd_prepare', 'cmd_train', 'cmd_generate', 'cmd_evaluate',
            'run_pipeline', 'format_results', 'cmd_pipeline', 'main']
 
-# %% ../nbs/90_cli.ipynb #5fa1c9bb
+# %% ../nbs/90_cli.ipynb #bc06594e
 import argparse, contextlib, inspect, json, os, sys, time, warnings
 from pathlib import Path
 from . import core
-from .core import CodeLLMError, get_stage, load_stages, load_commands, processed_dir, models_dir
+from .core import CodeLLMError, get_stage, load_stages, load_commands, processed_dir
 
-# %% ../nbs/90_cli.ipynb #e4104b94
+# %% ../nbs/90_cli.ipynb #51f494ac
 def _add_paths(p):
     p.add_argument('--data-dir', default=None, help='processed data folder (default: data/processed in the project)')
     p.add_argument('--models-dir', default=None, help='models folder (default: models/ in the project)')
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_arguments(sub.add_parser(cmd.name, help=cmd.help))
     return ap
 
-# %% ../nbs/90_cli.ipynb #90374931
+# %% ../nbs/90_cli.ipynb #116a0e9b
 def _kwargs_for(fn, **kw):
     "The subset of `kw` that `fn` accepts (stage functions take different options)."
     params = inspect.signature(fn).parameters
@@ -126,7 +126,7 @@ def cmd_generate(a):
         print(complete(ck, a.prompt, max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_k=a.top_k or None,
                        top_p=a.top_p, seed=a.seed, raw=a.raw))
 
-def _best(stage, models=None) -> Path: return Path(models or models_dir()) / f'{stage}_model_best.pth'
+def _best(stage, models=None) -> Path: return Path(models or core.models_dir()) / f'{stage}_model_best.pth'
 
 def cmd_evaluate(a):
     st = get_stage(a.stage)
@@ -134,7 +134,7 @@ def cmd_evaluate(a):
     ckpt = a.checkpoint or _best(st.name, a.models_dir)
     print(json.dumps(st.evaluate(ckpt, **_kwargs_for(st.evaluate, data_dir=a.data_dir, models_dir=a.models_dir)), indent=1, default=str))
 
-# %% ../nbs/90_cli.ipynb #d5c25029
+# %% ../nbs/90_cli.ipynb #446db798
 RESULT_COLUMNS = ['stage', 'metric', 'baseline', 'before', 'ours', 'better', 'seconds']
 
 def run_pipeline(stages=None, model_size: str = 'tiny', data_dir=None, models_dir=None, progress: bool = True,
@@ -175,9 +175,9 @@ def cmd_pipeline(a):
     stages = [s.strip() for s in a.stages.split(',')] if a.stages else None
     rows = run_pipeline(stages, a.model_size, a.data_dir, a.models_dir, progress=not a.no_progress)
     print(); print(format_results(rows))
-    print(f"\nresults: {Path(a.models_dir or models_dir()) / 'pipeline_results.json'}")
+    print(f"\nresults: {Path(a.models_dir or core.models_dir()) / 'pipeline_results.json'}")
 
-# %% ../nbs/90_cli.ipynb #7e422914
+# %% ../nbs/90_cli.ipynb #d3845561
 COMMANDS = {'prepare': cmd_prepare, 'train': cmd_train, 'generate': cmd_generate, 'evaluate': cmd_evaluate, 'pipeline': cmd_pipeline}
 
 def main(argv=None) -> int:

@@ -9,7 +9,7 @@ __all__ = ['CODE_TEMPLATE', 'PAIR_SHARE', 'CODE', 'STAGED_VS_JOINT', 'encode_exa
            'MixedData', 'code_train_data', 'evaluate_code', 'generate_scripts', 'script_quality', 'story_loss',
            'staged_vs_joint', 'plot_staged_vs_joint', 'summarize_staged_vs_joint', 'evaluate_staged_vs_joint']
 
-# %% ../nbs/02_code_finetuning.ipynb #120bd3cb
+# %% ../nbs/02_code_finetuning.ipynb #fc71ee11
 import copy, json, math, random, time
 from pathlib import Path
 import numpy as np
@@ -20,7 +20,7 @@ from .tokenizer import BPETokenizer
 from .training import save_tokens, TokenData
 from . import bash_data
 
-# %% ../nbs/02_code_finetuning.ipynb #9f4f06fe
+# %% ../nbs/02_code_finetuning.ipynb #93dbef72
 CODE_TEMPLATE = '<|user|>{prompt}<|end|><|assistant|>'
 
 def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = CODE_TEMPLATE):
@@ -31,7 +31,7 @@ def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = 
     a = tok.encode(answer, allow_special=False) + [tok.special('<|end|>')]
     return p + a + [tok.eot_id], [0] * len(p) + [1] * len(a) + [0]
 
-# %% ../nbs/02_code_finetuning.ipynb #9513e228
+# %% ../nbs/02_code_finetuning.ipynb #dca62eef
 def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[list[int]]:
     "Token pieces of `text`, cut at line ends, each at most `max_tokens` long (a longer line is cut hard)."
     pieces, cur = [], []
@@ -43,7 +43,7 @@ def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[li
     if cur: pieces.append(cur)
     return pieces
 
-# %% ../nbs/02_code_finetuning.ipynb #40fa7f05
+# %% ../nbs/02_code_finetuning.ipynb #fd71dc89
 def _start_tokenizer(out: Path, models: Path) -> tuple[BPETokenizer, int | None]:
     "The tokenizer (and context length) of the checkpoint stage 2 starts from; else stage 1's tokenizer.json."
     from codellm.checkpoint import read_checkpoint
@@ -70,33 +70,34 @@ def prepare_code(out_dir=None, models_dir=None, n_pairs: int = 12000, n_val_pair
     if len(pairs) < 50: raise CodeLLMError(f"ERROR: ONLY {len(pairs)} INSTRUCTION PAIRS! Run: codellm prepare code (with a larger n_pairs)")
     rng = random.Random(seed)
     val_scripts = {s.sha for s in scripts if rng.random() < 0.05}
-    too_long, pair_tokens = 0, 0
-    def build(pairs_, scripts_):                                     # pairs first, then scripts (see code_train_data)
-        nonlocal too_long, pair_tokens
+    too_long = 0
+    def build(pairs_, scripts_):
+        "ids, mask and how many tokens the pairs take: pairs first, then scripts (code_train_data relies on the order)."
+        nonlocal too_long
         ids, mask = [], []
         for p in pairs_:
             i, m = encode_example(tok, p.task, p.script)
             if len(i) > block_size + 1: too_long += 1; continue     # would be cut mid-script: never see its end
             ids += i; mask += m
-        pair_tokens = len(ids)
+        n_pair_tokens = len(ids)
         for s in scripts_:
             for piece in split_lines_to_fit(tok, s.text, block_size - 1):
                 ids += piece + [tok.eot_id]; mask += [1] * len(piece) + [0]
-        return np.array(ids), np.array(mask)
-    tr = build(pairs, [s for s in scripts if s.sha not in val_scripts]); train_pair_tokens = pair_tokens
-    va = build(val_pairs, [s for s in scripts if s.sha in val_scripts])
+        return np.array(ids), np.array(mask), n_pair_tokens
+    *tr, pair_tokens = build(pairs, [s for s in scripts if s.sha not in val_scripts])
+    *va, _ = build(val_pairs, [s for s in scripts if s.sha in val_scripts])
     save_tokens(out / 'code_train.npy', *tr); save_tokens(out / 'code_val.npy', *va)
     bash_data.write_sample(pairs, scripts, out / 'code_sample.txt')
     source = (f"{len(scripts)} shell scripts harvested from {', '.join(roots)} + {len(pairs)} template instruction pairs"
               if scripts else f"{len(pairs)} template instruction pairs only ({note})")
     meta = dict(stage='code', source=source, harvest_note=note, scripts=len(scripts), pairs_skipped_too_long=too_long,
                 script_bytes=sum(len(s.text.encode()) for s in scripts), pairs=len(pairs), val_pairs=len(val_pairs),
-                train_tokens=int(len(tr[0])), pair_tokens=int(train_pair_tokens), val_tokens=int(len(va[0])), trained_tokens=int(tr[1].sum()),
+                train_tokens=int(len(tr[0])), pair_tokens=pair_tokens, val_tokens=int(len(va[0])), trained_tokens=int(tr[1].sum()),
                 block_size=block_size, tokenizer=tok.fingerprint(), seconds=round(time.perf_counter() - t0, 1))
     (out / 'code_meta.json').write_text(json.dumps(meta, indent=1))
     return meta
 
-# %% ../nbs/02_code_finetuning.ipynb #58176e23
+# %% ../nbs/02_code_finetuning.ipynb #d4d0e61c
 class MixedData:
     "Windows drawn from several `TokenData` sources with fixed probabilities (same interface as TokenData)."
     _SHIFT = 1 << 40
@@ -123,7 +124,7 @@ def code_train_data(data: TokenData, meta: dict, pair_share: float = PAIR_SHARE)
     part = lambda a, b: TokenData(data.ids[a:b], data.mask[a:b], T, align_to_docs=data.starts is not None, eot_id=data.eot_id)
     return MixedData([part(0, k), part(k, len(data))], [pair_share, 1 - pair_share])
 
-# %% ../nbs/02_code_finetuning.ipynb #0d8ff410
+# %% ../nbs/02_code_finetuning.ipynb #32764ff4
 def evaluate_code(checkpoint, data_dir=None, n: int = 40, seed: int = 0, models_dir=None, baseline: bool = True,
                   shellcheck: bool = True, max_new_tokens: int = 230) -> dict:
     "bash -n pass rate (and more) on held-out tasks, before (stage 1) vs after; story loss before vs after (forgetting)."
@@ -175,7 +176,7 @@ CODE = register_stage(Stage(
     template=CODE_TEMPLATE, evaluate=evaluate_code, align_to_docs=True, train_data=code_train_data,
     train_defaults=dict(batch_size=16, learning_rate=3e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=600, eval_every=100)))
 
-# %% ../nbs/02_code_finetuning.ipynb #63a71130
+# %% ../nbs/02_code_finetuning.ipynb #c54e5ab9
 def staged_vs_joint(data_dir=None, steps: int = 100, n_layer: int = 2, n_embd: int = 64, block_size: int = 128,
                     batch_size: int = 16, lr: float = 2e-3, replay: float = 0.1, eval_every: int = 20, seed: int = 0,
                     progress: bool = True) -> dict:
@@ -238,7 +239,7 @@ def summarize_staged_vs_joint(res: dict):
     return pd.DataFrame({k: dict(story_val_loss=v['story'][-1], code_val_loss=v['code'][-1],
                                  story_loss_rise_in_phase_2=v['story'][-1] - min(v['story'])) for k, v in res['logs'].items()}).T
 
-# %% ../nbs/02_code_finetuning.ipynb #f481b22a
+# %% ../nbs/02_code_finetuning.ipynb #7430abc9
 def evaluate_staged_vs_joint(checkpoint=None, data_dir=None, steps: int = 100) -> dict:
     res = staged_vs_joint(data_dir, steps=steps, progress=False)
     both = {k: v['story'][-1] + v['code'][-1] for k, v in res['logs'].items()}

@@ -9,7 +9,7 @@ __all__ = ['PRESETS', 'GPTConfig', 'preset_config', 'RMSNorm', 'make_norm', 'rop
            'KVCache', 'CausalSelfAttention', 'MLP', 'MoE', 'Block', 'GPT', 'ChunkedCrossEntropy', 'cross_entropy',
            'hidden', 'forward', 'tiny_test_config']
 
-# %% ../nbs/01b_model.ipynb #81d0f3d9
+# %% ../nbs/01b_model.ipynb #b7cf66d8
 import math
 from dataclasses import dataclass, asdict, fields
 import torch
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from .core import CodeLLMError
 
-# %% ../nbs/01b_model.ipynb #c35deda1
+# %% ../nbs/01b_model.ipynb #7a1706ac
 @dataclass
 class GPTConfig:
     vocab_size: int = 4096          # tokenizer size (bytes + special tokens + merges)
@@ -72,7 +72,7 @@ def preset_config(size: str = 'tiny', **overrides) -> GPTConfig:
         raise CodeLLMError(f"ERROR: UNKNOWN MODEL SIZE '{size}'! Run: codellm train --model-size <one of: {', '.join(PRESETS)}>")
     return GPTConfig(**{**PRESETS[size], **overrides}).validate()
 
-# %% ../nbs/01b_model.ipynb #60d00654
+# %% ../nbs/01b_model.ipynb #27f41b24
 class RMSNorm(nn.Module):
     "x / rms(x) * weight."
     def __init__(self, dim: int, eps: float = 1e-6):
@@ -83,7 +83,7 @@ class RMSNorm(nn.Module):
 def make_norm(cfg: GPTConfig) -> nn.Module:
     return RMSNorm(cfg.n_embd) if cfg.norm == 'rmsnorm' else nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
 
-# %% ../nbs/01b_model.ipynb #7650a790
+# %% ../nbs/01b_model.ipynb #f908f6c8
 def rope_cache(head_dim: int, max_len: int, base: float = 10000.0, device=None):
     "cos and sin tables, each (max_len, head_dim/2)."
     inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device).float() / head_dim))
@@ -96,7 +96,7 @@ def apply_rope(x, cos, sin):
     cos, sin = cos[None, None].to(x.dtype), sin[None, None].to(x.dtype)   # (1, 1, T, hd/2)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
-# %% ../nbs/01b_model.ipynb #0cec62e3
+# %% ../nbs/01b_model.ipynb #b897c0db
 def causal_attention(q, k, v, dropout_p: float = 0.0, block: int = 128):
     "Causal attention over one chunk: q, k, v (B, nh, T, hd) -> (B, nh, T, hd)."
     if q.device.type != 'cpu' or q.dtype != torch.bfloat16:
@@ -112,7 +112,7 @@ def causal_attention(q, k, v, dropout_p: float = 0.0, block: int = 128):
         out.append(F.dropout(att, dropout_p, training=dropout_p > 0) @ v[:, :e])
     return torch.cat(out, dim=1).view(B, nh, T, hd)
 
-# %% ../nbs/01b_model.ipynb #4ed3fb12
+# %% ../nbs/01b_model.ipynb #78b9cd3a
 class KVCache:
     "Pre-allocated keys and values for every layer: (B, nh, max_len, hd) each. `pos` = tokens stored so far."
     def __init__(self, cfg: GPTConfig, batch_size: int, device=None, dtype=torch.float32, max_len: int | None = None):
@@ -156,7 +156,7 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)             # (B, T, C)
         return F.dropout(self.proj(y), self.dropout, self.training)
 
-# %% ../nbs/01b_model.ipynb #ad543335
+# %% ../nbs/01b_model.ipynb #d0df32cb
 class MLP(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
@@ -188,7 +188,7 @@ class MoE(nn.Module):
         self.aux_loss = self.n_experts * (frac * probs.mean(0)).sum()                   # 1.0 when uniform
         return out.view(B, T, C)
 
-# %% ../nbs/01b_model.ipynb #31bf538a
+# %% ../nbs/01b_model.ipynb #84a40732
 class Block(nn.Module):
     def __init__(self, cfg: GPTConfig, layer: int):
         super().__init__()
@@ -230,7 +230,7 @@ class GPT(nn.Module):
             n -= self.wte.weight.numel() + (self.wpe.weight.numel() if self.wpe is not None else 0)
         return n
 
-# %% ../nbs/01b_model.ipynb #41f88226
+# %% ../nbs/01b_model.ipynb #f8396246
 class ChunkedCrossEntropy(torch.autograd.Function):
     "Mean cross-entropy over rows of `logits` (N, V) whose `targets` (N,) are not -100, computed `rows` rows at a time."
     @staticmethod
@@ -262,7 +262,7 @@ def cross_entropy(logits, targets):
     with torch.autocast(logits.device.type, enabled=False):
         return ChunkedCrossEntropy.apply(logits, targets, max(1, block // logits.size(-1)))
 
-# %% ../nbs/01b_model.ipynb #d95870d3
+# %% ../nbs/01b_model.ipynb #74da5442
 def hidden(self, idx=None, cache: KVCache | None = None, embeds=None):
     "Final normalised hidden states (B, T, C) for token ids `idx` (B, T), or for given input `embeds` (B, T, C)."
     x = self.wte(idx) if embeds is None else embeds                    # (B, T, C)
@@ -292,7 +292,7 @@ def forward(self, idx=None, targets=None, cache: KVCache | None = None, embeds=N
 
 GPT.hidden, GPT.forward = hidden, forward
 
-# %% ../nbs/01b_model.ipynb #b9e75862
+# %% ../nbs/01b_model.ipynb #f3bc19aa
 def tiny_test_config(**kw) -> GPTConfig:
     "A model small enough for unit tests (a few thousand parameters)."
     return GPTConfig(**{**dict(vocab_size=64, block_size=32, n_layer=2, n_head=2, n_embd=16), **kw}).validate()

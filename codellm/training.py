@@ -9,7 +9,7 @@ __all__ = ['save_tokens', 'TokenData', 'lr_at', 'make_optimizer', 'amp_dtype', '
            'CheckpointCB', 'TrainConfig', 'TrainingInterrupted', 'Trainer', 'evaluate', 'train_state',
            'load_train_state', 'fit', 'synthetic_counting', 'plot_history', 'ddp_setup', 'ddp_cleanup', 'train_stage']
 
-# %% ../nbs/01d_training.ipynb #e95503ec
+# %% ../nbs/01d_training.ipynb #fe9f0b19
 import contextlib, json, math, os, time
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .core import CodeLLMError, get_device, seed_everything
 from .checkpoint import save_checkpoint, unwrap
 
-# %% ../nbs/01d_training.ipynb #b02ce20d
+# %% ../nbs/01d_training.ipynb #1bd0512c
 def save_tokens(path, ids, mask=None):
     "Save ids (and an optional 0/1 loss mask) as .npy, uint16 when the vocabulary fits."
     ids = np.asarray(ids)
@@ -77,7 +77,7 @@ class TokenData:
         pick = np.linspace(0, self.n_starts - 1, n).round().astype(np.int64)
         return pick if self.starts is None else self.starts[pick]
 
-# %% ../nbs/01d_training.ipynb #174f3082
+# %% ../nbs/01d_training.ipynb #9e8ebb4d
 def lr_at(step: int, max_lr: float, warmup: int, total: int, min_ratio: float = 0.1) -> float:
     "Linear warmup to `max_lr`, then cosine decay to `min_ratio * max_lr` at `total`."
     if step < warmup: return max_lr * (step + 1) / warmup
@@ -93,7 +93,7 @@ def make_optimizer(model, lr: float, weight_decay: float, betas=(0.9, 0.95), fus
     try: return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)
     except (RuntimeError, TypeError): return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
-# %% ../nbs/01d_training.ipynb #33a36b97
+# %% ../nbs/01d_training.ipynb #d2f7d6f2
 def amp_dtype(device: torch.device):
     "The autocast dtype for a device: bf16 where supported (CPU, recent CUDA), else fp16 (older CUDA, MPS)."
     if device.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -104,7 +104,7 @@ def autocast_ctx(device: torch.device, enabled: bool):
     if not enabled: return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=amp_dtype(device))
 
-# %% ../nbs/01d_training.ipynb #df10e99e
+# %% ../nbs/01d_training.ipynb #95006dfb
 class Callback:
     "Override any of these; each receives the `Trainer`."
     order = 0
@@ -145,7 +145,7 @@ class CheckpointCB(Callback):
         self._save_last(t)
     def on_interrupt(self, t): self._save_last(t)
 
-# %% ../nbs/01d_training.ipynb #60519f5b
+# %% ../nbs/01d_training.ipynb #092266f9
 @dataclass
 class TrainConfig:
     batch_size: int = 16            # sequences per micro-batch (per process)
@@ -177,7 +177,7 @@ class TrainConfig:
     @property
     def total_steps(self) -> int: return self.num_epochs * self.steps_per_epoch
 
-# %% ../nbs/01d_training.ipynb #cc6a4d5b
+# %% ../nbs/01d_training.ipynb #584cc080
 class TrainingInterrupted(Exception):
     "Raised after Ctrl-C, once the last checkpoint is safely written."
 
@@ -211,7 +211,7 @@ class Trainer:
     def _cb(self, event):
         for c in self.callbacks: getattr(c, event)(self)
 
-# %% ../nbs/01d_training.ipynb #7c05f226
+# %% ../nbs/01d_training.ipynb #5154317c
 def _batch(self, step: int, micro: int):
     "This process's share of the global micro-batch of `step`: reproducible from (seed, step, micro)."
     g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step * 1009 + micro)
@@ -248,7 +248,7 @@ def load_train_state(self, state: dict):
 
 Trainer._batch, Trainer.evaluate, Trainer.train_state, Trainer.load_train_state = _batch, evaluate, train_state, load_train_state
 
-# %% ../nbs/01d_training.ipynb #a150884d
+# %% ../nbs/01d_training.ipynb #d68fb2e9
 def _train_step(self):
     cfg = self.cfg
     lr = lr_at(self.step, cfg.learning_rate, cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio)
@@ -305,14 +305,14 @@ def fit(self, resume: dict | None = None) -> dict:
 
 Trainer._train_step, Trainer._run_eval, Trainer.fit = _train_step, _run_eval, fit
 
-# %% ../nbs/01d_training.ipynb #fc5369ca
+# %% ../nbs/01d_training.ipynb #30fd5c43
 def synthetic_counting(n: int = 5000, vocab: int = 50, seed: int = 0) -> np.ndarray:
     "Runs of counting tokens (start at random, +1 mod vocab): a task a tiny model learns in seconds."
     rng = np.random.default_rng(seed)
     runs = [(rng.integers(vocab) + np.arange(rng.integers(10, 40))) % vocab for _ in range(n // 25 + 1)]
     return np.concatenate(runs)[:n]
 
-# %% ../nbs/01d_training.ipynb #c56be5e2
+# %% ../nbs/01d_training.ipynb #754e8ed6
 def plot_history(history: dict, ax=None, title: str = 'training', baseline: float | None = None, label: str = ''):
     "Train and validation loss against optimizer steps, with an optional baseline line."
     import matplotlib.pyplot as plt
@@ -324,7 +324,7 @@ def plot_history(history: dict, ax=None, title: str = 'training', baseline: floa
     ax.legend(); ax.grid(alpha=0.3)
     return ax
 
-# %% ../nbs/01d_training.ipynb #b9fd038e
+# %% ../nbs/01d_training.ipynb #6498af4d
 def ddp_setup(device: str | None = 'auto') -> tuple[int, int, str]:
     "Join the process group when started by torchrun; returns (rank, world_size, device). No-op for one process."
     world = int(os.environ.get('WORLD_SIZE', '1'))
@@ -342,7 +342,7 @@ def ddp_setup(device: str | None = 'auto') -> tuple[int, int, str]:
 def ddp_cleanup():
     if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
-# %% ../nbs/01d_training.ipynb #adc2593e
+# %% ../nbs/01d_training.ipynb #f6307de1
 def _train_config(stage, overrides: dict) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     kw = {**stage.train_defaults, **{k: v for k, v in overrides.items() if v is not None}}
@@ -382,7 +382,8 @@ def train_stage(stage: str, checkpoint=None, model_size: str | None = None, arch
         # the saved config wins (same batches, same schedule), except where to run and how long: `--num-epochs` extends a run
         longer = ('device', 'num_epochs', 'steps_per_epoch')
         train_overrides = {**saved, **{k: v for k, v in train_overrides.items() if k in longer and v is not None}}
-    else:
+    cfg = _train_config(st, train_overrides)
+    if not resume:
         if checkpoint is None and st.init_from: checkpoint = models_dir / f'{st.init_from}_model_best.pth'
         if checkpoint is not None:
             if not Path(checkpoint).is_file(): raise checkpoint_not_found(checkpoint, st.init_from or stage)
@@ -393,12 +394,11 @@ def train_stage(stage: str, checkpoint=None, model_size: str | None = None, arch
             tok_path = data_dir / 'tokenizer.json'
             if not tok_path.is_file(): raise data_not_found('language', tok_path)
             tok = BPETokenizer.load(tok_path)
-            seed_everything(train_overrides.get('seed') or st.train_defaults.get('seed') or TrainConfig.seed)   # reproducible init
+            seed_everything(cfg.seed)                          # a reproducible initialisation
             model = _fresh_model(tok, model_size, architecture, norm, pos, block_size)
     if data_meta.get('tokenizer') != tok.fingerprint():
         raise CodeLLMError(f"ERROR: {train_path} WAS TOKENIZED WITH ANOTHER TOKENIZER THAN THE MODEL'S! Run: codellm prepare {stage}")
     if gradient_checkpointing is not None: model.config.gradient_checkpointing = gradient_checkpointing
-    cfg = _train_config(st, train_overrides)
     T = model.config.block_size
     kw = dict(block_size=T, stage=stage, align_to_docs=st.align_to_docs, eot_id=tok.eot_id)
     train, val = TokenData.from_npy(train_path, **kw), TokenData.from_npy(val_path, **kw)

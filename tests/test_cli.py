@@ -151,6 +151,15 @@ def test_resume_with_more_epochs_extends_a_finished_run(lang_data, tmp_path):
     st = torch.load(tmp_path / 'language_model_last.pth', weights_only=True)['train_state']
     assert st['step'] == 8 and st['history']['step'] == list(range(1, 9))
 
+def test_seed_zero_is_a_seed(lang_data, tmp_path):
+    "--seed 0 initialises the model differently from the default seed (0 is not 'unset')."
+    before = {}
+    for seed in (0, 1337):
+        r = codellm('train', '--stage', 'language', '--data-dir', lang_data, '--models-dir', tmp_path / str(seed),
+                    '--steps-per-epoch', 1, '--seed', seed, *MICRO, check=True)
+        before[seed] = json.loads(r.stdout)['val_loss_before']                # the loss at initialisation
+    assert before[0] != before[1337]
+
 def test_resume_without_last_checkpoint(lang_data, tmp_path):
     r = codellm('train', '--stage', 'language', '--data-dir', lang_data, '--models-dir', tmp_path, '--resume')
     assert_one_line_error(r, 'NOTHING TO RESUME')
