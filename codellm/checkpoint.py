@@ -6,9 +6,9 @@ Docs: https://codellm.github.io/codellm/checkpoint.html.md"""
 
 # %% auto #0
 __all__ = ['FORMAT', 'atomic_torch_save', 'unwrap', 'size_name', 'save_checkpoint', 'Checkpoint', 'read_checkpoint',
-           'load_checkpoint', 'describe', 'check_compatible']
+           'load_checkpoint', 'start_tokenizer', 'describe', 'check_compatible']
 
-# %% ../nbs/01c_checkpoint.ipynb #b2a49e46
+# %% ../nbs/01c_checkpoint.ipynb #6b8be29e
 import os, pickle, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +17,7 @@ from .core import CodeLLMError, checkpoint_not_found
 from .model import GPT, GPTConfig, PRESETS
 from .tokenizer import BPETokenizer
 
-# %% ../nbs/01c_checkpoint.ipynb #8b0a14eb
+# %% ../nbs/01c_checkpoint.ipynb #1ecb8552
 FORMAT = 'codellm-checkpoint-1'
 
 def atomic_torch_save(obj, path):
@@ -54,7 +54,7 @@ def save_checkpoint(path, model, tokenizer: BPETokenizer, stage: str, template: 
     atomic_torch_save(obj, path)
     return Path(path)
 
-# %% ../nbs/01c_checkpoint.ipynb #1e2c4dd4
+# %% ../nbs/01c_checkpoint.ipynb #efcd34ff
 @dataclass
 class Checkpoint:
     "A loaded checkpoint: a ready model plus what the stage that wrote it knew."
@@ -99,7 +99,17 @@ def load_checkpoint(path, device='cpu') -> Checkpoint:
     return Checkpoint(model.to(device), tok, obj['stage'], obj.get('template', '{prompt}'), obj.get('meta', {}),
                       obj.get('train_state'), Path(path))
 
-# %% ../nbs/01c_checkpoint.ipynb #6fa28838
+# %% ../nbs/01c_checkpoint.ipynb #5690bec6
+def start_tokenizer(checkpoint, fallback, missing: CodeLLMError) -> tuple[BPETokenizer, int | None, Path]:
+    "(tokenizer, context length or None, the file it came from): `checkpoint`'s, else the tokenizer.json `fallback`, else raise `missing`."
+    checkpoint, fallback = Path(checkpoint), Path(fallback)
+    if checkpoint.is_file():
+        obj = read_checkpoint(checkpoint)
+        return BPETokenizer.from_dict(obj['tokenizer']), obj['config']['block_size'], checkpoint
+    if fallback.is_file(): return BPETokenizer.load(fallback), None, fallback
+    raise missing
+
+# %% ../nbs/01c_checkpoint.ipynb #3965d2fe
 def describe(cfg: GPTConfig) -> str:
     return f"{cfg.architecture}/{size_name(cfg)} (n_layer={cfg.n_layer}, n_head={cfg.n_head}, n_embd={cfg.n_embd}, norm={cfg.norm}, pos={cfg.pos})"
 

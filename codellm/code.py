@@ -9,7 +9,7 @@ __all__ = ['CODE_TEMPLATE', 'PAIR_SHARE', 'CODE', 'STAGED_VS_JOINT', 'encode_exa
            'MixedData', 'code_train_data', 'evaluate_code', 'generate_scripts', 'script_quality', 'story_loss',
            'staged_vs_joint', 'plot_staged_vs_joint', 'summarize_staged_vs_joint', 'evaluate_staged_vs_joint']
 
-# %% ../nbs/02_code_finetuning.ipynb #fc71ee11
+# %% ../nbs/02_code_finetuning.ipynb #b181a8a6
 import copy, json, math, random, time
 from pathlib import Path
 import numpy as np
@@ -18,9 +18,10 @@ from . import core
 from .core import (CodeLLMError, Stage, register_stage, processed_dir, models_dir, data_not_found, seed_everything)
 from .tokenizer import BPETokenizer
 from .training import save_tokens, TokenData
+from .checkpoint import start_tokenizer
 from . import bash_data
 
-# %% ../nbs/02_code_finetuning.ipynb #93dbef72
+# %% ../nbs/02_code_finetuning.ipynb #a75f3560
 CODE_TEMPLATE = '<|user|>{prompt}<|end|><|assistant|>'
 
 def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = CODE_TEMPLATE):
@@ -31,7 +32,7 @@ def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = 
     a = tok.encode(answer, allow_special=False) + [tok.special('<|end|>')]
     return p + a + [tok.eot_id], [0] * len(p) + [1] * len(a) + [0]
 
-# %% ../nbs/02_code_finetuning.ipynb #dca62eef
+# %% ../nbs/02_code_finetuning.ipynb #01382f64
 def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[list[int]]:
     "Token pieces of `text`, cut at line ends, each at most `max_tokens` long (a longer line is cut hard)."
     pieces, cur = [], []
@@ -43,24 +44,15 @@ def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[li
     if cur: pieces.append(cur)
     return pieces
 
-# %% ../nbs/02_code_finetuning.ipynb #fd71dc89
-def _start_tokenizer(out: Path, models: Path) -> tuple[BPETokenizer, int | None]:
-    "The tokenizer (and context length) of the checkpoint stage 2 starts from; else stage 1's tokenizer.json."
-    from codellm.checkpoint import read_checkpoint
-    ck = models / 'language_model_best.pth'
-    if ck.is_file():
-        obj = read_checkpoint(ck)
-        return BPETokenizer.from_dict(obj['tokenizer']), obj['config']['block_size']
-    if (out / 'tokenizer.json').is_file(): return BPETokenizer.load(out / 'tokenizer.json'), None
-    raise CodeLLMError("ERROR: TOKENIZER NOT FOUND (stage 1 writes it)! Run: codellm prepare language")
-
+# %% ../nbs/02_code_finetuning.ipynb #8bc47a4f
 def prepare_code(out_dir=None, models_dir=None, n_pairs: int = 12000, n_val_pairs: int = 300, seed: int = 1337,
                  block_size: int | None = None, roots=('/usr', '/etc'), verbose: bool = True) -> dict:
     "Write stage 2's token files (harvested scripts + instruction pairs); returns a summary."
     out, models = Path(out_dir or processed_dir()), Path(models_dir or core.models_dir())
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    tok, ck_block = _start_tokenizer(out, models)
+    tok, ck_block, _ = start_tokenizer(models / 'language_model_best.pth', out / 'tokenizer.json',
+                                       CodeLLMError("ERROR: TOKENIZER NOT FOUND (stage 1 writes it)! Run: codellm prepare language"))
     block_size = block_size or ck_block or 256
     scripts, note = bash_data.harvest_or_fallback(roots)
     if verbose: print(note)
@@ -97,7 +89,7 @@ def prepare_code(out_dir=None, models_dir=None, n_pairs: int = 12000, n_val_pair
     (out / 'code_meta.json').write_text(json.dumps(meta, indent=1))
     return meta
 
-# %% ../nbs/02_code_finetuning.ipynb #d4d0e61c
+# %% ../nbs/02_code_finetuning.ipynb #b9a92540
 class MixedData:
     "Windows drawn from several `TokenData` sources with fixed probabilities (same interface as TokenData)."
     _SHIFT = 1 << 40
@@ -124,7 +116,7 @@ def code_train_data(data: TokenData, meta: dict, pair_share: float = PAIR_SHARE)
     part = lambda a, b: TokenData(data.ids[a:b], data.mask[a:b], T, align_to_docs=data.starts is not None, eot_id=data.eot_id)
     return MixedData([part(0, k), part(k, len(data))], [pair_share, 1 - pair_share])
 
-# %% ../nbs/02_code_finetuning.ipynb #32764ff4
+# %% ../nbs/02_code_finetuning.ipynb #811ab086
 def evaluate_code(checkpoint, data_dir=None, n: int = 40, seed: int = 0, models_dir=None, baseline: bool = True,
                   shellcheck: bool = True, max_new_tokens: int = 230) -> dict:
     "bash -n pass rate (and more) on held-out tasks, before (stage 1) vs after; story loss before vs after (forgetting)."
@@ -176,7 +168,7 @@ CODE = register_stage(Stage(
     template=CODE_TEMPLATE, evaluate=evaluate_code, align_to_docs=True, train_data=code_train_data,
     train_defaults=dict(batch_size=16, learning_rate=3e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=600, eval_every=100)))
 
-# %% ../nbs/02_code_finetuning.ipynb #c54e5ab9
+# %% ../nbs/02_code_finetuning.ipynb #0eaa2774
 def staged_vs_joint(data_dir=None, steps: int = 100, n_layer: int = 2, n_embd: int = 64, block_size: int = 128,
                     batch_size: int = 16, lr: float = 2e-3, replay: float = 0.1, eval_every: int = 20, seed: int = 0,
                     progress: bool = True) -> dict:
@@ -239,7 +231,7 @@ def summarize_staged_vs_joint(res: dict):
     return pd.DataFrame({k: dict(story_val_loss=v['story'][-1], code_val_loss=v['code'][-1],
                                  story_loss_rise_in_phase_2=v['story'][-1] - min(v['story'])) for k, v in res['logs'].items()}).T
 
-# %% ../nbs/02_code_finetuning.ipynb #7430abc9
+# %% ../nbs/02_code_finetuning.ipynb #044b4be7
 def evaluate_staged_vs_joint(checkpoint=None, data_dir=None, steps: int = 100) -> dict:
     res = staged_vs_joint(data_dir, steps=steps, progress=False)
     both = {k: v['story'][-1] + v['code'][-1] for k, v in res['logs'].items()}

@@ -14,7 +14,7 @@ __all__ = ['TEMPLATE', 'RESULT_CHARS', 'GREETINGS', 'THANKS', 'WORDS', 'PALINDRO
            'MockCheckpoint', 'scripted', 'parse_tool_call', 'fit_context', 'torch_threads', 'chat_turn',
            'evaluate_tool_calling', 'answer_ok', 'score_turn', 'score_turns', 'describe_call', 'cmd_chat']
 
-# %% ../nbs/03_tool_calling.ipynb #d6b73cc0
+# %% ../nbs/03_tool_calling.ipynb #4d845464
 import builtins, contextlib, json, keyword, operator, random, re, sys, time, zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +29,9 @@ from .core import (CodeLLMError, Stage, Command, register_stage, register_comman
 from .tokenizer import BPETokenizer
 from .tools import TOOLS, call_tool, validate_arguments, write_tool_definitions
 from .training import save_tokens
+from .checkpoint import start_tokenizer
 
-# %% ../nbs/03_tool_calling.ipynb #01b628ba
+# %% ../nbs/03_tool_calling.ipynb #7f91f784
 TEMPLATE = '<|user|>{prompt}<|end|><|assistant|>'   # the stage-2 template: the prompt ends where the assistant starts
 RESULT_CHARS = 200                                   # a tool result is cut to this many characters before the model reads it
 
@@ -62,7 +63,7 @@ def call_json(name: str, arguments: dict) -> str:
     "A tool call as the model writes it."
     return json.dumps({'name': name, 'arguments': arguments}, ensure_ascii=False)
 
-# %% ../nbs/03_tool_calling.ipynb #e5e85e7d
+# %% ../nbs/03_tool_calling.ipynb #7d708a3f
 @dataclass
 class Task:
     "One kind of request: its paraphrases (some held out), how to draw values, the canonical call, the reply and the truth."
@@ -82,7 +83,7 @@ def is_heldout(v: dict) -> bool:
 GREETINGS = ['', '', '', '', 'Hi! ', 'Hello. ', 'Quick question: ', 'Hey! ']   # around any paraphrase, in both splits
 THANKS = ['', '', '', '', ' Thanks!', ' Thank you.', ' Thanks a lot.']
 
-# %% ../nbs/03_tool_calling.ipynb #8124d358
+# %% ../nbs/03_tool_calling.ipynb #f0c1fd0a
 WORDS = ['banana', 'python', 'garden', 'window', 'yellow', 'planet', 'rocket', 'silver', 'button', 'candle', 'forest',
          'orange', 'purple', 'summer', 'winter', 'basket', 'pencil', 'guitar', 'island', 'marble', 'monkey', 'pepper',
          'rabbit', 'shadow', 'spider', 'tomato', 'turtle', 'violin', 'wizard', 'anchor', 'bridge', 'castle', 'dragon',
@@ -191,7 +192,7 @@ EXECUTE_TASKS = [
          lambda v, r: f"Is {v['n']} prime? {_out(r)}.", lambda v: [str(_is_prime(v['n']))]),
 ]
 
-# %% ../nbs/03_tool_calling.ipynb #442f1395
+# %% ../nbs/03_tool_calling.ipynb #0fdfda21
 _TOPICS = [   # (verbs, things they apply to): every pair is a topic
     (['sort', 'reverse', 'copy', 'shuffle', 'sum', 'slice', 'flatten', 'filter', 'count items in', 'find the maximum of',
       'remove duplicates from', 'iterate over'], ['a list', 'a tuple', 'a list of numbers', 'a list of strings', 'a deque']),
@@ -229,7 +230,7 @@ DOCS_TASKS = [Task('docs', 'search_docs',
     ['Is there a library function to {q}?', 'Find the documentation on how to {q}.'],
     lambda r: dict(q=r.choice(DOC_TOPICS)), lambda v: {'query': v['q']}, _docs_reply, _docs_truth)]
 
-# %% ../nbs/03_tool_calling.ipynb #02e906ae
+# %% ../nbs/03_tool_calling.ipynb #753f9756
 FUNC_VERBS = ['area', 'scale', 'average', 'greet', 'double', 'clean', 'check', 'load', 'parse', 'report', 'convert', 'score',
               'update', 'compute', 'render', 'handle', 'fetch', 'save', 'build', 'merge', 'split', 'count', 'apply', 'send']
 VAR_WORDS = ['value', 'items', 'data', 'text', 'rate', 'size', 'amount', 'name', 'width', 'total', 'result', 'number',
@@ -281,7 +282,7 @@ ANALYZE_TASKS = [_snippet_task(k, c, e) for k, (c, e) in SNIPPETS.items()]
 TASKS = {t.kind: t for t in EXECUTE_TASKS + DOCS_TASKS + ANALYZE_TASKS}
 TOOL_SHARE = {'execute_python': 0.45, 'search_docs': 0.30, 'analyze_code': 0.25}   # of the training conversations
 
-# %% ../nbs/03_tool_calling.ipynb #07cf82dd
+# %% ../nbs/03_tool_calling.ipynb #8165c0a6
 def draw_values(task: Task, rng: random.Random, split: str = 'train') -> dict:
     "Values for `task` from the training side (`split='train'`) or the held-out side of the hash."
     for _ in range(10_000):
@@ -315,7 +316,7 @@ def heldout_prompts(n: int = 100, seed: int = 0) -> list[dict]:
         r['answer'] = t.truth(r['values']) if t.truth else None
     return reqs
 
-# %% ../nbs/03_tool_calling.ipynb #9248edd5
+# %% ../nbs/03_tool_calling.ipynb #9b47c544
 def run_tools(calls: list[tuple[str, dict]], workers: int = 4, retries: int = 1) -> tuple[list[dict], dict]:
     "Results of `calls` [(name, arguments)], in order: each distinct call runs once; execute_python in a thread pool."
     keys = [json.dumps([n, a], sort_keys=True) for n, a in calls]
@@ -333,7 +334,7 @@ def run_tools(calls: list[tuple[str, dict]], workers: int = 4, retries: int = 1)
     stats = dict(calls=len(calls), distinct_calls=len(distinct), sandbox_runs=len(slow), seconds=round(time.perf_counter() - t0, 2))
     return [results[k] for k in keys], stats
 
-# %% ../nbs/03_tool_calling.ipynb #5eb97149
+# %% ../nbs/03_tool_calling.ipynb #f63ee50f
 def encode_prompt(tok: BPETokenizer, prompt: str, template: str = TEMPLATE) -> list[int]:
     "The template's markers as special tokens around the user's text, which is encoded as plain text."
     pre, _, post = template.partition('{prompt}')
@@ -370,18 +371,7 @@ def mark_trained(tok: BPETokenizer, ids, mask, open_: str = '[[', close: str = '
         if i is not None: cur.append(i)
     return ''.join(out)
 
-# %% ../nbs/03_tool_calling.ipynb #365772d6
-def _start_tokenizer(out: Path, checkpoint=None, models_dir=None) -> tuple[BPETokenizer, str, int]:
-    "(tokenizer, where it came from, block size): the starting checkpoint's, else stage 1's tokenizer.json."
-    ck = Path(checkpoint) if checkpoint else Path(models_dir or core.models_dir()) / 'code_model_best.pth'
-    if ck.is_file():
-        from codellm.checkpoint import read_checkpoint
-        obj = read_checkpoint(ck)
-        return BPETokenizer.from_dict(obj['tokenizer']), str(ck), obj['config']['block_size']
-    if (out / 'tokenizer.json').is_file():
-        return BPETokenizer.load(out / 'tokenizer.json'), str(out / 'tokenizer.json'), 256
-    raise CodeLLMError(f"ERROR: CODE MODEL NOT FOUND: {ck}! Run: codellm train --stage code")
-
+# %% ../nbs/03_tool_calling.ipynb #acddf078
 def build_conversations(requests: list[dict], workers: int = 4) -> tuple[list[dict], dict]:
     "Run each request's canonical call for real and write the reply from its result; drop results that contradict the truth."
     results, stats = run_tools([(r['tool'], r['arguments']) for r in requests], workers)
@@ -400,7 +390,10 @@ def prepare_tool_calling(out_dir=None, checkpoint=None, models_dir=None, n_train
     "Write data/processed/tool_calling_{train,val}.npy, _meta.json, _example.txt and tool_definitions.json."
     out = Path(out_dir or processed_dir()); out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    tok, tok_from, block = _start_tokenizer(out, checkpoint, models_dir)
+    ck = Path(checkpoint) if checkpoint else Path(models_dir or core.models_dir()) / 'code_model_best.pth'
+    tok, block, tok_from = start_tokenizer(ck, out / 'tokenizer.json',
+                                           CodeLLMError(f"ERROR: CODE MODEL NOT FOUND: {ck}! Run: codellm train --stage code"))
+    block = block or 256                                                 # stage 1's tokenizer alone: the tiny context
     n = n_train + n_val
     requests = sample_requests(int(n * 1.05) + 10, seed=seed)           # spares for the few we drop
     convs, stats = build_conversations(requests, workers)
@@ -426,14 +419,14 @@ def prepare_tool_calling(out_dir=None, checkpoint=None, models_dir=None, n_train
                 tokens_per_example=dict(mean=round(float(np.mean(lens)), 1), max=max(lens)), block_size=block,
                 trained_fraction=round(sum(sum(m) for _, _, m in encoded) / sum(lens), 3),
                 tools=dict(sorted(Counter(c['tool'] for c, _, _ in encoded).items())),
-                tool_runs=stats, dropped_too_long=too_long, tokenizer=tok.fingerprint(), tokenizer_from=tok_from,
+                tool_runs=stats, dropped_too_long=too_long, tokenizer=tok.fingerprint(), tokenizer_from=str(tok_from),
                 seconds=round(time.perf_counter() - t0, 1))
     (out / 'tool_calling_meta.json').write_text(json.dumps(meta, indent=1))
     if verbose: print(f"tool_calling: {len(parts['train'])} train / {len(parts['val'])} val conversations, "
                       f"{stats['sandbox_runs']} sandbox runs in {stats['seconds']} s, {meta['seconds']} s in all")
     return meta
 
-# %% ../nbs/03_tool_calling.ipynb #9fb1b29b
+# %% ../nbs/03_tool_calling.ipynb #d65f605b
 class ScriptedModel(torch.nn.Module):
     "A stand-in for GPT: the i-th `generate` call emits `scripts[i]` (then <|endoftext|>). `contexts` records each prompt."
     def __init__(self, scripts: list[list[int]], vocab_size: int, eot_id: int, block_size: int = 256):
@@ -468,7 +461,7 @@ def scripted(tok: BPETokenizer, *texts: str | list[int], block_size: int = 256) 
     scripts = [tok.encode(t) if isinstance(t, str) else t for t in texts]
     return MockCheckpoint(ScriptedModel(scripts, tok.vocab_size, tok.eot_id, block_size), tok)
 
-# %% ../nbs/03_tool_calling.ipynb #65d9bc9c
+# %% ../nbs/03_tool_calling.ipynb #0441ec66
 def parse_tool_call(text: str) -> tuple[str | None, dict, str | None]:
     "(name, arguments, error) from the text between <|tool_call|> and <|end|>; never raises."
     try: obj = json.loads(text)
@@ -521,7 +514,7 @@ def chat_turn(ckpt, prompt: str, max_calls: int = 3, max_new_tokens: int = 128, 
         tail += seg[seg.index(TC):] + [END, TR] + tok.encode(result_view(name, result), allow_special=False) + [END, A]
     return {'prompt': prompt, 'tool_calls': calls, 'response': response}
 
-# %% ../nbs/03_tool_calling.ipynb #7ead1ebc
+# %% ../nbs/03_tool_calling.ipynb #f47adfe6
 def evaluate_tool_calling(checkpoint, data_dir=None, n: int = 100, seed: int = 0, baseline=True, max_new_tokens: int = 128,
                           threads: int | None = 1, return_turns: bool = False) -> dict:
     "Held-out prompts through `chat_turn`: valid calls, tool selection, arguments, end-to-end answers; and the same for the baseline."
@@ -540,7 +533,7 @@ def evaluate_tool_calling(checkpoint, data_dir=None, n: int = 100, seed: int = 0
     if return_turns: res['turns'] = [dict(t, expected_tool=it['tool'], answer=it['answer']) for it, t in zip(items, turns)]
     return res
 
-# %% ../nbs/03_tool_calling.ipynb #602b7a71
+# %% ../nbs/03_tool_calling.ipynb #ffde8cb1
 def answer_ok(response: str, answer: list[str] | None) -> bool | None:
     "Does `response` contain every expected string as a whole token? (None: not checkable)"
     if not answer: return None
@@ -568,14 +561,14 @@ def score_turns(items: list[dict], turns: list[dict]) -> dict:
     return dict(ours=overall['tool_accuracy'], **overall, calls_per_turn=mean([x['calls'] for x in s]), n=len(s),
                 per_tool={t: block([i for i, it in enumerate(items) if it['tool'] == t]) for t in TOOL_SHARE})
 
-# %% ../nbs/03_tool_calling.ipynb #177834e4
+# %% ../nbs/03_tool_calling.ipynb #0b8d02e4
 TOOL_CALLING = register_stage(Stage(
     name='tool_calling', title='Tool calling', order=3, prepare=prepare_tool_calling, init_from='code',
     template=TEMPLATE, evaluate=evaluate_tool_calling, align_to_docs=True,
     train_defaults=dict(batch_size=16, learning_rate=3e-3, min_lr_ratio=0.3, warmup_steps=20, num_epochs=1,
                         steps_per_epoch=400, eval_every=100, eval_windows=32)))
 
-# %% ../nbs/03_tool_calling.ipynb #b22da445
+# %% ../nbs/03_tool_calling.ipynb #cd8faca1
 def describe_call(call: dict) -> str:
     "The guide's display of one tool call and its result."
     args = call['arguments'] if isinstance(call['arguments'], dict) else {}
