@@ -9,7 +9,7 @@ __all__ = ['CODE_TEMPLATE', 'PAIR_SHARE', 'CODE', 'STAGED_VS_JOINT', 'encode_exa
            'MixedData', 'code_train_data', 'evaluate_code', 'generate_scripts', 'script_quality', 'story_loss',
            'staged_vs_joint', 'plot_staged_vs_joint', 'summarize_staged_vs_joint', 'evaluate_staged_vs_joint']
 
-# %% ../nbs/02_code_finetuning.ipynb #b181a8a6
+# %% ../nbs/02_code_finetuning.ipynb #43fb0088
 import copy, json, math, random, time
 from pathlib import Path
 import numpy as np
@@ -21,7 +21,7 @@ from .training import save_tokens, TokenData
 from .checkpoint import start_tokenizer
 from . import bash_data
 
-# %% ../nbs/02_code_finetuning.ipynb #a75f3560
+# %% ../nbs/02_code_finetuning.ipynb #ce249418
 CODE_TEMPLATE = '<|user|>{prompt}<|end|><|assistant|>'
 
 def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = CODE_TEMPLATE):
@@ -32,7 +32,7 @@ def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = 
     a = tok.encode(answer, allow_special=False) + [tok.special('<|end|>')]
     return p + a + [tok.eot_id], [0] * len(p) + [1] * len(a) + [0]
 
-# %% ../nbs/02_code_finetuning.ipynb #01382f64
+# %% ../nbs/02_code_finetuning.ipynb #b2eaf9ce
 def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[list[int]]:
     "Token pieces of `text`, cut at line ends, each at most `max_tokens` long (a longer line is cut hard)."
     pieces, cur = [], []
@@ -44,7 +44,7 @@ def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[li
     if cur: pieces.append(cur)
     return pieces
 
-# %% ../nbs/02_code_finetuning.ipynb #8bc47a4f
+# %% ../nbs/02_code_finetuning.ipynb #a2519e74
 def prepare_code(out_dir=None, models_dir=None, n_pairs: int = 12000, n_val_pairs: int = 300, seed: int = 1337,
                  block_size: int | None = None, roots=('/usr', '/etc'), verbose: bool = True) -> dict:
     "Write stage 2's token files (harvested scripts + instruction pairs); returns a summary."
@@ -89,7 +89,7 @@ def prepare_code(out_dir=None, models_dir=None, n_pairs: int = 12000, n_val_pair
     (out / 'code_meta.json').write_text(json.dumps(meta, indent=1))
     return meta
 
-# %% ../nbs/02_code_finetuning.ipynb #b9a92540
+# %% ../nbs/02_code_finetuning.ipynb #c41a4dc2
 class MixedData:
     "Windows drawn from several `TokenData` sources with fixed probabilities (same interface as TokenData)."
     _SHIFT = 1 << 40
@@ -116,7 +116,7 @@ def code_train_data(data: TokenData, meta: dict, pair_share: float = PAIR_SHARE)
     part = lambda a, b: TokenData(data.ids[a:b], data.mask[a:b], T, align_to_docs=data.starts is not None, eot_id=data.eot_id)
     return MixedData([part(0, k), part(k, len(data))], [pair_share, 1 - pair_share])
 
-# %% ../nbs/02_code_finetuning.ipynb #811ab086
+# %% ../nbs/02_code_finetuning.ipynb #64600208
 def evaluate_code(checkpoint, data_dir=None, n: int = 40, seed: int = 0, models_dir=None, baseline: bool = True,
                   shellcheck: bool = True, max_new_tokens: int = 230) -> dict:
     "bash -n pass rate (and more) on held-out tasks, before (stage 1) vs after; story loss before vs after (forgetting)."
@@ -124,6 +124,8 @@ def evaluate_code(checkpoint, data_dir=None, n: int = 40, seed: int = 0, models_
     after = script_quality(checkpoint, n=n, seed=seed, shellcheck=shellcheck, max_new_tokens=max_new_tokens)
     row = dict(stage='code', metric='bash -n pass rate, held-out tasks', ours=after['bash_ok'], better='higher',
                **{f'after_{k}': v for k, v in after.items() if k != 'examples'}, examples=after['examples'])
+    every = script_quality(checkpoint, pairs=bash_data.everyday_tasks(), shellcheck=False, max_new_tokens=max_new_tokens)
+    row.update({f'after_everyday_{k}': every[k] for k in ('bash_ok', 'uses_needed_commands', 'valid_and_useful')})
     lang = models / 'language_model_best.pth'
     if baseline and lang.is_file():
         before = script_quality(lang, n=n, seed=seed, shellcheck=shellcheck, max_new_tokens=max_new_tokens)
@@ -139,9 +141,10 @@ def generate_scripts(checkpoint, tasks, max_new_tokens: int = 230, temperature: 
     ck = load_checkpoint(checkpoint) if not hasattr(checkpoint, 'model') else checkpoint
     return [complete(ck, t, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + i) for i, t in enumerate(tasks)]
 
-def script_quality(checkpoint, n: int = 40, seed: int = 0, shellcheck: bool = True, max_new_tokens: int = 230) -> dict:
-    "Generate scripts for `n` held-out tasks and check them: bash -n, shellcheck, expected commands, triviality."
-    pairs = bash_data.heldout_tasks(n, seed=seed)
+def script_quality(checkpoint, n: int = 40, seed: int = 0, shellcheck: bool = True, max_new_tokens: int = 230, pairs=None) -> dict:
+    "Generate scripts for `pairs` (default: `n` held-out tasks) and check them: bash -n, shellcheck, expected commands, triviality."
+    pairs = list(pairs) if pairs is not None else bash_data.heldout_tasks(n, seed=seed)
+    n = len(pairs)
     scripts = generate_scripts(checkpoint, [p.task for p in pairs], max_new_tokens)
     checks = bash_data.check_scripts(scripts, shellcheck=shellcheck and bash_data.shellcheck_available())
     ok = [c['bash_ok'] for c in checks]
@@ -166,9 +169,9 @@ def story_loss(checkpoint, data_dir=None, windows: int = 96) -> float:
 CODE = register_stage(Stage(
     name='code', title='Code fine-tuning (bash)', order=2, prepare=prepare_code, init_from='language',
     template=CODE_TEMPLATE, evaluate=evaluate_code, align_to_docs=True, train_data=code_train_data,
-    train_defaults=dict(batch_size=16, learning_rate=3e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=600, eval_every=100)))
+    train_defaults=dict(batch_size=8, learning_rate=3e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=1200, eval_every=200)))
 
-# %% ../nbs/02_code_finetuning.ipynb #0eaa2774
+# %% ../nbs/02_code_finetuning.ipynb #e3e4bd51
 def staged_vs_joint(data_dir=None, steps: int = 100, n_layer: int = 2, n_embd: int = 64, block_size: int = 128,
                     batch_size: int = 16, lr: float = 2e-3, replay: float = 0.1, eval_every: int = 20, seed: int = 0,
                     progress: bool = True) -> dict:
@@ -231,7 +234,7 @@ def summarize_staged_vs_joint(res: dict):
     return pd.DataFrame({k: dict(story_val_loss=v['story'][-1], code_val_loss=v['code'][-1],
                                  story_loss_rise_in_phase_2=v['story'][-1] - min(v['story'])) for k, v in res['logs'].items()}).T
 
-# %% ../nbs/02_code_finetuning.ipynb #044b4be7
+# %% ../nbs/02_code_finetuning.ipynb #aac121e9
 def evaluate_staged_vs_joint(checkpoint=None, data_dir=None, steps: int = 100) -> dict:
     res = staged_vs_joint(data_dir, steps=steps, progress=False)
     both = {k: v['story'][-1] + v['code'][-1] for k, v in res['logs'].items()}
