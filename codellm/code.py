@@ -9,7 +9,7 @@ __all__ = ['CODE_TEMPLATE', 'PAIR_SHARE', 'CODE', 'STAGED_VS_JOINT', 'encode_exa
            'MixedData', 'code_train_data', 'evaluate_code', 'generate_scripts', 'script_quality', 'story_loss',
            'staged_vs_joint', 'plot_staged_vs_joint', 'summarize_staged_vs_joint', 'evaluate_staged_vs_joint']
 
-# %% ../nbs/02_code_finetuning.ipynb #07a1b763
+# %% ../nbs/02_code_finetuning.ipynb #46cb23f3
 import copy, json, math, random, time
 from pathlib import Path
 import numpy as np
@@ -21,7 +21,7 @@ from .training import save_tokens, TokenData
 from .checkpoint import start_tokenizer
 from . import bash_data
 
-# %% ../nbs/02_code_finetuning.ipynb #94a86013
+# %% ../nbs/02_code_finetuning.ipynb #8e164004
 CODE_TEMPLATE = '<|user|>{prompt}<|end|><|assistant|>'
 
 def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = CODE_TEMPLATE):
@@ -32,7 +32,7 @@ def encode_example(tok: BPETokenizer, prompt: str, answer: str, template: str = 
     a = tok.encode(answer, allow_special=False) + [tok.special('<|end|>')]
     return p + a + [tok.eot_id], [0] * len(p) + [1] * len(a) + [0]
 
-# %% ../nbs/02_code_finetuning.ipynb #913f135d
+# %% ../nbs/02_code_finetuning.ipynb #079cf2bd
 def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[list[int]]:
     "Token pieces of `text`, cut at line ends, each at most `max_tokens` long (a longer line is cut hard)."
     pieces, cur = [], []
@@ -44,7 +44,7 @@ def split_lines_to_fit(tok: BPETokenizer, text: str, max_tokens: int) -> list[li
     if cur: pieces.append(cur)
     return pieces
 
-# %% ../nbs/02_code_finetuning.ipynb #6a11c466
+# %% ../nbs/02_code_finetuning.ipynb #98e3a3c3
 def prepare_code(out_dir=None, models_dir=None, n_pairs: int = 12000, n_val_pairs: int = 300, seed: int = 1337,
                  block_size: int | None = None, roots=('/usr', '/etc'), verbose: bool = True) -> dict:
     "Write stage 2's token files (harvested scripts + instruction pairs); returns a summary."
@@ -89,7 +89,7 @@ def prepare_code(out_dir=None, models_dir=None, n_pairs: int = 12000, n_val_pair
     (out / 'code_meta.json').write_text(json.dumps(meta, indent=1))
     return meta
 
-# %% ../nbs/02_code_finetuning.ipynb #cfb5e391
+# %% ../nbs/02_code_finetuning.ipynb #aa3ebf03
 class MixedData:
     "Windows drawn from several `TokenData` sources with fixed probabilities (same interface as TokenData)."
     _SHIFT = 1 << 40
@@ -116,7 +116,7 @@ def code_train_data(data: TokenData, meta: dict, pair_share: float = PAIR_SHARE)
     part = lambda a, b: TokenData(data.ids[a:b], data.mask[a:b], T, align_to_docs=data.starts is not None, eot_id=data.eot_id)
     return MixedData([part(0, k), part(k, len(data))], [pair_share, 1 - pair_share])
 
-# %% ../nbs/02_code_finetuning.ipynb #8e91505a
+# %% ../nbs/02_code_finetuning.ipynb #821382b9
 def evaluate_code(checkpoint, data_dir=None, n: int = 40, seed: int = 0, models_dir=None, baseline: bool = True,
                   shellcheck: bool = True, max_new_tokens: int = 230) -> dict:
     "bash -n pass rate (and more) on held-out tasks, before (stage 1) vs after; story loss before vs after (forgetting)."
@@ -171,7 +171,7 @@ CODE = register_stage(Stage(
     template=CODE_TEMPLATE, evaluate=evaluate_code, align_to_docs=True, train_data=code_train_data,
     train_defaults=dict(batch_size=8, learning_rate=3e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=1200, eval_every=200)))
 
-# %% ../nbs/02_code_finetuning.ipynb #e981ef9f
+# %% ../nbs/02_code_finetuning.ipynb #dcc486c5
 def staged_vs_joint(data_dir=None, steps: int = 100, n_layer: int = 2, n_embd: int = 64, block_size: int = 128,
                     batch_size: int = 16, lr: float = 2e-3, replay: float = 0.1, eval_every: int = 20, seed: int = 0,
                     progress: bool = True) -> dict:
@@ -234,7 +234,7 @@ def summarize_staged_vs_joint(res: dict):
     return pd.DataFrame({k: dict(story_val_loss=v['story'][-1], code_val_loss=v['code'][-1],
                                  story_loss_rise_in_phase_2=v['story'][-1] - min(v['story'])) for k, v in res['logs'].items()}).T
 
-# %% ../nbs/02_code_finetuning.ipynb #3cb92ffb
+# %% ../nbs/02_code_finetuning.ipynb #08ade8bc
 def evaluate_staged_vs_joint(checkpoint=None, data_dir=None, steps: int = 100) -> dict:
     res = staged_vs_joint(data_dir, steps=steps, progress=False)
     both = {k: v['story'][-1] + v['code'][-1] for k, v in res['logs'].items()}
