@@ -110,11 +110,17 @@ def test_corpus_shorter_than_context(tmp_path):
     assert_one_line_error(r, 'SHORTER THAN THE CONTEXT')
     assert_one_line_error(codellm('prepare', 'language', '--num-stories', 3, '--data-dir', d), 'TOO FEW')
 
+def _ctrl_c_works():
+    """In the child: SIGINT back to its default, so Python turns it into KeyboardInterrupt even when this test runs in a
+    background job (a non-interactive shell starts those with SIGINT ignored, and Python then installs no handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def test_ctrl_c_keeps_last_checkpoint_and_resume_finishes(lang_data, tmp_path):
     m = tmp_path / 'm'
     cmd = [sys.executable, '-m', 'codellm', 'train', '--stage', 'language', '--data-dir', str(lang_data), '--models-dir', str(m),
            '--steps-per-epoch', '3000', '--block-size', '64', '--batch-size', '4', '--eval-every', '5', '--no-progress']
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                         preexec_fn=_ctrl_c_works)
     last = m / 'language_model_last.pth'
     deadline = time.time() + 120
     while not last.exists() and time.time() < deadline and p.poll() is None: time.sleep(0.2)
@@ -129,7 +135,8 @@ def test_ctrl_c_keeps_last_checkpoint_and_resume_finishes(lang_data, tmp_path):
     assert 0 < stopped < 3000
     # resume: a short run, so shrink the remaining steps by editing nothing: the saved config says 3000 steps,
     # so we check it continues from `stopped` by interrupting again after it has made progress
-    p = subprocess.Popen(cmd + ['--resume'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd + ['--resume'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                         preexec_fn=_ctrl_c_works)
     deadline = time.time() + 120
     while time.time() < deadline and p.poll() is None:
         time.sleep(0.3)
