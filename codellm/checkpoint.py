@@ -8,8 +8,8 @@ Docs: https://codellm.github.io/codellm/checkpoint.html.md"""
 __all__ = ['FORMAT', 'atomic_torch_save', 'unwrap', 'size_name', 'save_checkpoint', 'Checkpoint', 'read_checkpoint',
            'load_checkpoint', 'start_tokenizer', 'describe', 'check_compatible']
 
-# %% ../nbs/01c_checkpoint.ipynb #6b8be29e
-import os, pickle, zipfile
+# %% ../nbs/01c_checkpoint.ipynb #667a22a4
+import os, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -54,7 +54,7 @@ def save_checkpoint(path, model, tokenizer: BPETokenizer, stage: str, template: 
     atomic_torch_save(obj, path)
     return Path(path)
 
-# %% ../nbs/01c_checkpoint.ipynb #efcd34ff
+# %% ../nbs/01c_checkpoint.ipynb #b43e69c0
 @dataclass
 class Checkpoint:
     "A loaded checkpoint: a ready model plus what the stage that wrote it knew."
@@ -78,8 +78,13 @@ def read_checkpoint(path) -> dict:
     stage = _stage_from_name(path)
     fix = f"codellm train --stage {stage}" if stage else "codellm train --stage <stage>"
     if not path.is_file(): raise checkpoint_not_found(path, stage)
-    try: obj = torch.load(path, map_location='cpu', weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
+    try:
+        with warnings.catch_warnings():      # damaged bytes also trigger warnings ("pickle protocol 230"): the error says it
+            warnings.simplefilter('ignore')
+            obj = torch.load(path, map_location='cpu', weights_only=True)
+    # Damaged bytes fail in many ways inside the unpickler (UnpicklingError, EOFError, IndexError, KeyError, ...);
+    # to the user they all mean one thing. Ctrl-C (a BaseException) still interrupts.
+    except Exception as e:
         reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise CodeLLMError(f"ERROR: CHECKPOINT {path} IS CORRUPTED OR TRUNCATED ({reason})! Run: {fix}") from None
     if not isinstance(obj, dict) or obj.get('format') != FORMAT:
