@@ -7,7 +7,8 @@ Docs: https://codellm.github.io/codellm/core.html.md"""
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_MODULES', 'COMMANDS', 'COMMAND_MODULES', 'CodeLLMError', 'data_not_found', 'checkpoint_not_found',
            'project_root', 'data_dir', 'raw_dir', 'processed_dir', 'models_dir', 'get_device', 'seed_everything',
-           'Stage', 'register_stage', 'load_stages', 'get_stage', 'Command', 'register_command', 'load_commands']
+           'data_stage', 'read_data', 'Stage', 'register_stage', 'load_stages', 'get_stage', 'Command',
+           'register_command', 'load_commands']
 
 # %% ../nbs/00_core.ipynb #e2570160
 class CodeLLMError(Exception):
@@ -53,6 +54,24 @@ def get_device(device: str = 'auto') -> torch.device:
 def seed_everything(seed: int = 1337):
     "Seed Python, NumPy and torch (all devices)."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+
+# %% ../nbs/00_core.ipynb #dd6653ee
+import json
+
+def data_stage(path) -> str:
+    "The stage whose `codellm prepare` writes `path`: `code_train.npy` -> 'code'; the tokenizer is stage 1's."
+    path = Path(path)
+    return 'language' if path.name == 'tokenizer.json' else path.stem.rsplit('_', 1)[0]
+
+def read_data(path, stage: str | None = None):
+    "A prepared `.npy` (memory-mapped) or `.json` file, or a one-line error naming the `codellm prepare` that rewrites it."
+    path = Path(path); stage = stage or data_stage(path)
+    if not path.is_file(): raise data_not_found(stage, path)
+    try:
+        if path.suffix == '.npy': return np.load(path, mmap_mode='r', allow_pickle=False)
+        return json.loads(path.read_text())
+    except (ValueError, OSError, EOFError, UnicodeDecodeError) as e:   # damaged header, cut-short data, not JSON, not text
+        raise CodeLLMError(f"ERROR: {stage.upper()} DATA IS DAMAGED ({path}: {type(e).__name__})! Run: codellm prepare {stage}") from None
 
 # %% ../nbs/00_core.ipynb #122bab9b
 import importlib

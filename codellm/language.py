@@ -8,13 +8,13 @@ Docs: https://codellm.github.io/codellm/language_pretraining.html.md"""
 __all__ = ['TINYSTORIES_FILES', 'PLOTS', 'LANGUAGE', 'read_tinystories', 'generate_story', 'generate_stories', 'code_sample',
            'load_story_corpus', 'encode_documents', 'prepare_language', 'unigram_baseline', 'evaluate_language']
 
-# %% ../nbs/01_language_pretraining.ipynb #a4f1fb79
+# %% ../nbs/01_language_pretraining.ipynb #0634de54
 import json, math, os, random, re, sysconfig, time
 from collections import Counter
 from pathlib import Path
 import numpy as np
 import torch
-from .core import (CodeLLMError, Stage, register_stage, processed_dir, raw_dir, data_not_found, seed_everything)
+from .core import (CodeLLMError, Stage, register_stage, processed_dir, raw_dir, data_not_found, read_data, seed_everything)
 from .tokenizer import BPETokenizer
 from .training import save_tokens
 
@@ -304,7 +304,7 @@ def unigram_baseline(train_ids, val_ids, vocab_size: int) -> float:
     logp = np.log(counts / counts.sum())
     return float(-logp[np.asarray(val_ids, dtype=np.int64)].mean())
 
-# %% ../nbs/01_language_pretraining.ipynb #e8591794
+# %% ../nbs/01_language_pretraining.ipynb #db971748
 def evaluate_language(checkpoint, data_dir=None, n_samples: int = 3, max_new_tokens: int = 120, seed: int = 0) -> dict:
     "Validation loss vs the uniform and unigram baselines, perplexity, and a few sampled stories."
     from codellm.checkpoint import load_checkpoint
@@ -312,7 +312,7 @@ def evaluate_language(checkpoint, data_dir=None, n_samples: int = 3, max_new_tok
     from codellm.training import TokenData, Trainer, TrainConfig
     data_dir = Path(data_dir or processed_dir())
     ck = load_checkpoint(checkpoint)
-    tr = np.load(data_dir / 'language_train.npy', mmap_mode='r'); va = np.load(data_dir / 'language_val.npy', mmap_mode='r')
+    tr, va = read_data(data_dir / 'language_train.npy'), read_data(data_dir / 'language_val.npy')
     val = TokenData(va, block_size=ck.config.block_size)
     loss = Trainer(ck.model, val, val, TrainConfig(batch_size=16, eval_windows=128, device='cpu')).evaluate()
     prompts = ['Once upon a time', 'One day, Tom', 'Lily and her dog'][:n_samples]

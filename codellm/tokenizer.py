@@ -165,7 +165,7 @@ def decode(self, ids) -> str:
 BPETokenizer._encode_chunk, BPETokenizer.encode_bytes, BPETokenizer.encode = _encode_chunk, encode_bytes, encode
 BPETokenizer.decode_bytes, BPETokenizer.decode = decode_bytes, decode
 
-# %% ../nbs/01a_tokenizer.ipynb #b42b507a
+# %% ../nbs/01a_tokenizer.ipynb #1797c218
 def to_dict(self) -> dict:
     return {'format': 'codellm-bpe-1', 'merges': [list(m) for m in self.merges], 'special_tokens': self.special_tokens}
 
@@ -181,7 +181,11 @@ def save(self, path):
     tmp.replace(path)
 
 def _load(cls, path) -> 'BPETokenizer':
-    return cls.from_dict(json.loads(Path(path).read_text()))
+    from codellm.core import CodeLLMError, read_data
+    d = read_data(path, 'language')                 # missing or not JSON: one line naming `codellm prepare language`
+    try: return cls.from_dict(d)
+    except (KeyError, TypeError, ValueError):       # JSON, but not a tokenizer's
+        raise CodeLLMError(f"ERROR: LANGUAGE DATA IS DAMAGED ({path}: not a tokenizer)! Run: codellm prepare language") from None
 
 def fingerprint(self) -> str:
     "A short hash that identifies this vocabulary: data and checkpoints must agree on it."

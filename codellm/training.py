@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .core import CodeLLMError, get_device, seed_everything
 from .checkpoint import save_checkpoint, unwrap
 
-# %% ../nbs/01d_training.ipynb #1bd0512c
+# %% ../nbs/01d_training.ipynb #4bc7c527
 def save_tokens(path, ids, mask=None):
     "Save ids (and an optional 0/1 loss mask) as .npy, uint16 when the vocabulary fits."
     ids = np.asarray(ids)
@@ -48,10 +48,8 @@ class TokenData:
 
     @classmethod
     def from_npy(cls, path, block_size: int, stage: str = 'language', **kw) -> 'TokenData':
-        from codellm.core import data_not_found
-        path = Path(path)
-        if not path.is_file(): raise data_not_found(stage, path)
-        arr = np.load(path, mmap_mode='r', allow_pickle=False)
+        from codellm.core import read_data
+        arr = read_data(path, stage)            # memory-mapped; missing or damaged: one line naming the fix
         return cls(arr[0], arr[1], block_size=block_size, **kw) if arr.ndim == 2 else cls(arr, None, block_size=block_size, **kw)
 
     def __len__(self): return len(self.ids)
@@ -342,7 +340,7 @@ def ddp_setup(device: str | None = 'auto') -> tuple[int, int, str]:
 def ddp_cleanup():
     if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
 
-# %% ../nbs/01d_training.ipynb #f6307de1
+# %% ../nbs/01d_training.ipynb #3fcf94c2
 def _train_config(stage, overrides: dict) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     kw = {**stage.train_defaults, **{k: v for k, v in overrides.items() if v is not None}}
@@ -360,7 +358,7 @@ def train_stage(stage: str, checkpoint=None, model_size: str | None = None, arch
                 block_size: int | None = None, data_dir=None, models_dir=None, resume: bool = False,
                 progress: bool = True, callbacks=(), **train_overrides) -> dict:
     "Train `stage` from its prepared data; returns a summary (paths, losses, throughput, history)."
-    from codellm.core import get_stage, processed_dir, models_dir as _models_dir, data_not_found, checkpoint_not_found
+    from codellm.core import get_stage, processed_dir, models_dir as _models_dir, data_not_found, checkpoint_not_found, read_data
     from codellm.checkpoint import load_checkpoint, check_compatible
     from codellm.tokenizer import BPETokenizer
     st = get_stage(stage)
@@ -370,7 +368,7 @@ def train_stage(stage: str, checkpoint=None, model_size: str | None = None, arch
     train_path, val_path, meta_path = (data_dir / f'{stage}_{s}' for s in ('train.npy', 'val.npy', 'meta.json'))
     for p in (train_path, val_path, meta_path):
         if not p.is_file(): raise data_not_found(stage, p)
-    data_meta = json.loads(meta_path.read_text())
+    data_meta = read_data(meta_path, stage)
     best_path, last_path = models_dir / f'{stage}_model_best.pth', models_dir / f'{stage}_model_last.pth'
     state = None
     if resume:

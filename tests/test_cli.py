@@ -1,5 +1,5 @@
 "The `codellm` command line: the happy path on a micro run, and one clear line for every kind of bad input."
-import json, os, signal, subprocess, sys, time
+import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest, torch
@@ -65,6 +65,19 @@ def test_generate_truncates_long_prompt_with_warning(lang_model):
 def test_missing_data(tmp_path):
     r = codellm('train', '--stage', 'language', '--data-dir', tmp_path, '--models-dir', tmp_path)
     assert_one_line_error(r, 'LANGUAGE DATA NOT FOUND', 'Run: codellm prepare language')
+
+def test_damaged_data(lang_data, tmp_path):
+    "A token file cut short, a tokenizer that is not JSON or not a tokenizer: one line naming `codellm prepare`."
+    d = tmp_path / 'd'; shutil.copytree(lang_data, d)
+    train = lambda: codellm('train', '--stage', 'language', '--data-dir', d, '--models-dir', tmp_path / 'm', '--steps-per-epoch', 1, *MICRO)
+    raw = (d / 'language_train.npy').read_bytes()
+    (d / 'language_train.npy').write_bytes(raw[:len(raw) // 2])
+    assert_one_line_error(train(), 'LANGUAGE DATA IS DAMAGED', 'language_train.npy', 'Run: codellm prepare language')
+    (d / 'language_train.npy').write_bytes(raw)
+    (d / 'tokenizer.json').write_text('{"merges": [[1, 2], ')
+    assert_one_line_error(train(), 'LANGUAGE DATA IS DAMAGED', 'tokenizer.json')
+    (d / 'tokenizer.json').write_text('{"vocab": 3}')
+    assert_one_line_error(train(), 'not a tokenizer', 'Run: codellm prepare language')
 
 def test_unknown_stage(tmp_path):
     assert_one_line_error(codellm('train', '--stage', 'poetry', '--data-dir', tmp_path), "UNKNOWN STAGE 'poetry'", 'language')
