@@ -116,7 +116,7 @@ def code_train_data(data: TokenData, meta: dict, pair_share: float = PAIR_SHARE)
     part = lambda a, b: TokenData(data.ids[a:b], data.mask[a:b], T, align_to_docs=data.starts is not None, eot_id=data.eot_id)
     return MixedData([part(0, k), part(k, len(data))], [pair_share, 1 - pair_share])
 
-# %% ../nbs/02_code_finetuning.ipynb #1e52e590
+# %% ../nbs/02_code_finetuning.ipynb #faa60273
 def evaluate_code(checkpoint, data_dir=None, n: int = 40, seed: int = 0, models_dir=None, baseline: bool = True,
                   shellcheck: bool = True, max_new_tokens: int = 230) -> dict:
     "bash -n pass rate (and more) on held-out tasks, before (stage 1) vs after; story loss before vs after (forgetting)."
@@ -160,9 +160,9 @@ def story_loss(checkpoint, data_dir=None, windows: int = 96) -> float:
     "Validation loss of a checkpoint on stage 1's stories (to watch forgetting)."
     from codellm.checkpoint import load_checkpoint
     from codellm.training import Trainer, TrainConfig
-    val = read_data(Path(data_dir or processed_dir()) / 'language_val.npy')
+    ids = read_data(Path(data_dir or processed_dir()) / 'language_val.npy')
     ck = load_checkpoint(checkpoint)
-    val = TokenData(val, block_size=ck.config.block_size)
+    val = TokenData(ids, block_size=ck.config.block_size)
     return Trainer(ck.model, val, val, TrainConfig(batch_size=16, eval_windows=windows, device='cpu')).evaluate()
 
 CODE = register_stage(Stage(

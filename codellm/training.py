@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .core import CodeLLMError, get_device, seed_everything
 from .checkpoint import save_checkpoint, unwrap
 
-# %% ../nbs/01d_training.ipynb #4bc7c527
+# %% ../nbs/01d_training.ipynb #d8e53ed2
 def save_tokens(path, ids, mask=None):
     "Save ids (and an optional 0/1 loss mask) as .npy, uint16 when the vocabulary fits."
     ids = np.asarray(ids)
@@ -47,9 +47,9 @@ class TokenData:
         self.n_starts = n + 1 if self.starts is None else len(self.starts)
 
     @classmethod
-    def from_npy(cls, path, block_size: int, stage: str = 'language', **kw) -> 'TokenData':
+    def from_npy(cls, path, block_size: int, stage: str | None = None, **kw) -> 'TokenData':
         from codellm.core import read_data
-        arr = read_data(path, stage)            # memory-mapped; missing or damaged: one line naming the fix
+        arr = read_data(path, stage)            # memory-mapped; missing or damaged: one line naming the fix (stage: from the name)
         return cls(arr[0], arr[1], block_size=block_size, **kw) if arr.ndim == 2 else cls(arr, None, block_size=block_size, **kw)
 
     def __len__(self): return len(self.ids)
