@@ -9,13 +9,13 @@ __all__ = ['CODE_TEMPLATE', 'PAIR_SHARE', 'CODE', 'STAGED_VS_JOINT', 'encode_exa
            'MixedData', 'code_train_data', 'evaluate_code', 'generate_scripts', 'script_quality', 'story_loss',
            'staged_vs_joint', 'plot_staged_vs_joint', 'summarize_staged_vs_joint', 'evaluate_staged_vs_joint']
 
-# %% ../nbs/02_code_finetuning.ipynb #5abac3d9
+# %% ../nbs/02_code_finetuning.ipynb #34b1fc32
 import copy, json, math, random, time
 from pathlib import Path
 import numpy as np
 import torch
 from . import core
-from .core import (CodeLLMError, Stage, register_stage, processed_dir, models_dir, data_not_found, read_data, seed_everything)
+from .core import (CodeLLMError, Stage, register_stage, processed_dir, models_dir, read_data, seed_everything)
 from .tokenizer import BPETokenizer
 from .training import save_tokens, TokenData
 from .checkpoint import start_tokenizer
@@ -170,7 +170,7 @@ CODE = register_stage(Stage(
     template=CODE_TEMPLATE, evaluate=evaluate_code, align_to_docs=True, train_data=code_train_data,
     train_defaults=dict(batch_size=8, learning_rate=3e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=1200, eval_every=200)))
 
-# %% ../nbs/02_code_finetuning.ipynb #dcc486c5
+# %% ../nbs/02_code_finetuning.ipynb #53126478
 def staged_vs_joint(data_dir=None, steps: int = 100, n_layer: int = 2, n_embd: int = 64, block_size: int = 128,
                     batch_size: int = 16, lr: float = 2e-3, replay: float = 0.1, eval_every: int = 20, seed: int = 0,
                     progress: bool = True) -> dict:
@@ -178,9 +178,7 @@ def staged_vs_joint(data_dir=None, steps: int = 100, n_layer: int = 2, n_embd: i
     from codellm.model import GPT, GPTConfig
     from codellm.training import Trainer, TrainConfig, Callback
     d = Path(data_dir or processed_dir())
-    for name in ('language_train', 'language_val', 'code_train', 'code_val'):
-        if not (d / f'{name}.npy').is_file(): raise data_not_found(name.split('_')[0], d / f'{name}.npy')
-    tok = BPETokenizer.load(d / 'tokenizer.json')
+    tok = BPETokenizer.load(d / 'tokenizer.json')      # missing or damaged data: one line from `read_data`
     load = lambda n, align: TokenData.from_npy(d / f'{n}.npy', block_size, align_to_docs=align, eot_id=tok.eot_id)
     stories, stories_val = load('language_train', False), load('language_val', False)
     code, code_val = load('code_train', True), load('code_val', True)
