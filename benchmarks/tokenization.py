@@ -2,11 +2,11 @@
 Hugging Face `tokenizers` (Rust) with a byte-level BPE trainer, the same vocabulary size, special tokens and text.
 
 The text is what `codellm prepare language` trains its tokenizer on: generated stories plus Python/shell source from
-this machine (`codellm.language.code_sample`). Encoding is timed one document at a time (as `prepare_language` does)
+this machine (`codellm.stages.language_pretraining.code_sample`). Encoding is timed one document at a time (as `prepare_language` does)
 with a freshly loaded tokenizer each repeat, so neither side starts with a warm cache. Note that `tokenizers` trains
 on all cores; codellm trains on one."""
 import os
-from codellm.language import code_sample, generate_stories
+from codellm.stages.language_pretraining import code_sample, generate_stories
 from codellm.tokenizer import SPECIAL_TOKENS, BPETokenizer
 from .common import interleaved, median, paired_ratios, timed
 

@@ -96,7 +96,7 @@ class Stage:
 
 STAGES: dict[str, Stage] = {}
 # Modules that register stages, in curriculum order; those not written yet are skipped.
-STAGE_MODULES = ['codellm.language', 'codellm.code', 'codellm.tool_calling', 'codellm.rlhf', 'codellm.multimodal',
+STAGE_MODULES = ['codellm.stages.language_pretraining', 'codellm.stages.code_finetuning', 'codellm.stages.tool_calling', 'codellm.rlhf', 'codellm.multimodal',
                  'codellm.rag', 'codellm.agent', 'codellm.domain', 'codellm.optimization', 'codellm.continual']
 
 def register_stage(stage: Stage) -> Stage:

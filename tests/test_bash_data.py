@@ -1,9 +1,9 @@
-"Tests for codellm.bash_data: templates, splits, checks, harvesting on a fixture tree, the fallback, the sample file."
+"Tests for codellm.stages.bash_data: templates, splits, checks, harvesting on a fixture tree, the fallback, the sample file."
 import os, warnings
 
 import pytest
 
-from codellm.bash_data import (POOLS, TEMPLATES, Pair, bash_check_many, check_script, check_scripts, count_distinct_tasks,
+from codellm.stages.bash_data import (POOLS, TEMPLATES, Pair, bash_check_many, check_script, check_scripts, count_distinct_tasks,
                                harvest, harvest_or_fallback, harvest_scripts, heldout_tasks, is_shell_shebang,
                                make_fixture_tree, make_instruction_pairs, missing_commands, script_commands,
                                shellcheck_available, uses_expected_commands, write_sample)

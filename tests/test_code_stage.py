@@ -25,7 +25,7 @@ def test_prepare_code_writes_masked_data(stage2):
 
 def test_pairs_come_first_and_outweigh_the_scripts(stage2):
     "code_train.npy: pairs, then harvested scripts; training draws PAIR_SHARE of its windows from the pairs."
-    from codellm.code import code_train_data, MixedData, PAIR_SHARE
+    from codellm.stages.code_finetuning import code_train_data, MixedData, PAIR_SHARE
     from codellm.tokenizer import BPETokenizer
     from codellm.training import TokenData
     d, m, meta = stage2

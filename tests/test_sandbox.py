@@ -1,4 +1,4 @@
-"""Security tests for `codellm.sandbox`: each attack is contained, returns promptly and leaves the host untouched.
+"""Security tests for `codellm.tools.sandbox`: each attack is contained, returns promptly and leaves the host untouched.
 
 Every attack runs under both backends where that is meaningful:
 - `bwrap` (skipped where bubblewrap is missing or cannot create namespaces),
@@ -11,9 +11,9 @@ import json, os, socket, subprocess, tempfile, time, uuid, warnings
 
 import pytest
 
-from codellm import sandbox
+from codellm.tools import sandbox
 from codellm.core import CodeLLMError
-from codellm.sandbox import SandboxConfig, execute_python, sandbox_backend
+from codellm.tools.sandbox import SandboxConfig, execute_python, sandbox_backend
 
 LIMIT_S = 15.0        # every attack must come back well within this
 TIMEOUT = 2.0         # the sandbox timeout used for attacks that never stop on their own
@@ -22,7 +22,7 @@ HAS_BWRAP = sandbox._probe('bwrap')[0] is not None
 needs_bwrap = pytest.mark.skipif(not HAS_BWRAP, reason=f"bubblewrap unusable here: {sandbox._probe('bwrap')[1]}")
 BACKENDS = [pytest.param('bwrap', marks=needs_bwrap), 'subprocess']
 
-pytestmark = pytest.mark.filterwarnings('ignore:codellm.sandbox:RuntimeWarning')
+pytestmark = pytest.mark.filterwarnings('ignore:codellm.tools.sandbox:RuntimeWarning')
 
 
 def run(code, backend, timeout=TIMEOUT, **cfg):
@@ -325,7 +325,7 @@ def test_fallback_warns_once(monkeypatch):
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always')
         execute_python('pass', backend='subprocess')
-    assert not [x for x in w if 'codellm.sandbox' in str(x.message)]
+    assert not [x for x in w if 'codellm.tools.sandbox' in str(x.message)]
 
 
 def test_bad_arguments():

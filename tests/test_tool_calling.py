@@ -1,4 +1,4 @@
-"""Tests for `codellm.tool_calling` (stage 3) that need no trained model: the chat loop driven by a scripted mock
+"""Tests for `codellm.stages.tool_calling` (stage 3) that need no trained model: the chat loop driven by a scripted mock
 model through the real `generate`, the data format and loss mask, the held-out split, scoring, and `codellm chat`'s
 error path."""
 import json, os, subprocess, sys
@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from codellm.tokenizer import BPETokenizer
-from codellm.tools import TOOLS, validate_arguments
-from codellm.tool_calling import (TASKS, SNIPPETS, RESULT_CHARS, chat_turn, scripted, encode_conversation, conversation_text,
+from codellm.tools.toolbox import TOOLS, validate_arguments
+from codellm.stages.tool_calling import (TASKS, SNIPPETS, RESULT_CHARS, chat_turn, scripted, encode_conversation, conversation_text,
                                   mark_trained, encode_prompt, fit_context, parse_tool_call, result_view, sample_requests,
                                   heldout_prompts, is_heldout, score_turns, answer_ok, summarize_findings, run_tools,
                                   build_conversations, describe_call, prepare_tool_calling)
 
-pytestmark = pytest.mark.filterwarnings('ignore:codellm.sandbox:RuntimeWarning')
+pytestmark = pytest.mark.filterwarnings('ignore:codellm.tools.sandbox:RuntimeWarning')
 
 TOK = BPETokenizer([])          # bytes + the special tokens: enough to check formats and the loop
 
@@ -185,7 +185,7 @@ def test_held_out_split():
 
 
 def test_snippets_are_found_by_the_tool():
-    from codellm.tools import analyze_code
+    from codellm.tools.toolbox import analyze_code
     for kind, (code, expect) in SNIPPETS.items():
         v = dict(f='update', x='speed', y='limit')
         s = summarize_findings(analyze_code(code.format(**v)))

@@ -1,15 +1,15 @@
-"""Tests for `codellm.tools`: the registry and its schemas, argument validation, `call_tool`'s error paths,
+"""Tests for `codellm.tools.toolbox`: the registry and its schemas, argument validation, `call_tool`'s error paths,
 `analyze_code` on tricky inputs, and `search_docs` ranking and caching."""
 import inspect, json, math, time
 
 import pytest
 
-from codellm import tools
+from codellm.tools import toolbox as tools
 from codellm.core import CodeLLMError
-from codellm.tools import (TOOLS, Tool, analyze_code, call_tool, cyclomatic_complexity, get_docs_index, search_docs,
+from codellm.tools.toolbox import (TOOLS, Tool, analyze_code, call_tool, cyclomatic_complexity, get_docs_index, search_docs,
                            tool_definitions, validate_arguments, write_tool_definitions)
 
-pytestmark = pytest.mark.filterwarnings('ignore:codellm.sandbox:RuntimeWarning')
+pytestmark = pytest.mark.filterwarnings('ignore:codellm.tools.sandbox:RuntimeWarning')
 
 
 @pytest.fixture(scope='module', autouse=True)
