@@ -29,7 +29,8 @@ def group_of(name: str) -> str:
 
 
 def profile_step(preset: str = 'tiny', precision: str = 'bf16', steps: int = 4, batch: int | None = None) -> dict:
-    """Per implementation: total self CPU ms over `steps` steps, ms per group, and the top operators.
+    """Per implementation: total self CPU ms over `steps` steps, ms per group, and the top operators, unrounded (so
+    that the total is exactly the sum of the groups; `rounded` rounds them for display).
     The two models take turns, one profiled step each, so that a busy machine slows both alike."""
     ours = codellm_model(preset).train()
     hf = hf_gpt2(ours.config).train()
@@ -52,10 +53,19 @@ def profile_step(preset: str = 'tiny', precision: str = 'bf16', steps: int = 4, 
         groups = {}
         for k, (us, _) in ops.items(): groups[group_of(k)] = groups.get(group_of(k), 0) + us / 1000
         top = sorted(ops.items(), key=lambda kv: -kv[1][0])[:12]
-        out[kind] = dict(total_ms=round(sum(us for us, _ in ops.values()) / 1000, 1),
-                         groups_ms={g: round(v, 1) for g, v in sorted(groups.items(), key=lambda kv: -kv[1])},
-                         top=[dict(op=k, self_ms=round(us / 1000, 1), calls=n) for k, (us, n) in top])
+        out[kind] = dict(total_ms=sum(us for us, _ in ops.values()) / 1000,   # unrounded: the total is the sum of the groups
+                         groups_ms=dict(sorted(groups.items(), key=lambda kv: -kv[1])),
+                         top=[dict(op=k, self_ms=us / 1000, calls=n) for k, (us, n) in top])
     return dict(preset=preset, precision=precision, steps=steps, batch=B, block=T, threads=torch.get_num_threads(), **out)
+
+
+def rounded(r: dict, ndigits: int = 1) -> dict:
+    "`r` as `profile_step` returns it, every millisecond figure rounded to `ndigits` decimals: for display only."
+    def rnd(v):
+        if isinstance(v, float): return round(v, ndigits)
+        if isinstance(v, dict): return {k: rnd(x) for k, x in v.items()}
+        return [rnd(x) for x in v] if isinstance(v, list) else v
+    return {k: rnd(v) if isinstance(v, dict) else v for k, v in r.items()}
 
 
 def main(argv=None):
@@ -66,7 +76,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
     r = profile_step(a.preset, a.precision, a.steps)
-    if a.json: print(json.dumps(r, indent=1)); return
+    if a.json: print(json.dumps(rounded(r), indent=1)); return
     print(f"{r['preset']} {r['precision']}, {r['steps']} steps of {r['batch']}x{r['block']} tokens, {r['threads']} thread(s): self CPU ms")
     names = list(dict.fromkeys([*r['codellm']['groups_ms'], *r['transformers']['groups_ms']]))
     print(f"{'group':26}{'codellm':>10}{'GPT-2':>10}")

@@ -6,9 +6,9 @@ Docs: https://codellm.github.io/codellm/book.html.md"""
 
 # %% auto #0
 __all__ = ['WIDGET_VIEW', 'BOOK', 'nb_order', 'nb_group', 'nb_chapters', 'make_toc', 'strip_widgets', 'prepare_notebook',
-           'module_imports', 'lib_deps', 'notebook_key', 'results_markdown', 'api_modules', 'api_pages', 'md_to_rst',
-           'book_notebooks', 'prepare_sources', 'stage_chain', 'execute_notebooks', 'notebook_failure', 'build_book',
-           'cmd_book']
+           'module_name', 'module_path', 'module_imports', 'lib_deps', 'notebook_key', 'results_markdown',
+           'api_modules', 'api_pages', 'md_to_rst', 'book_notebooks', 'prepare_sources', 'stage_chain',
+           'execute_notebooks', 'notebook_failure', 'build_book', 'cmd_book']
 
 # %% ../nbs/92_book.ipynb #7a8d652e
 import ast, hashlib, json, os, re, shutil, subprocess, sys, time
@@ -109,48 +109,83 @@ def prepare_notebook(nb, skip_flags=('notest', 'slow'), cache_key: str | None = 
     nb.cells = cells
     return strip_widgets(nb)
 
+# %% ../nbs/92_book.ipynb #178842ec
+def module_name(path: Path, lib: Path) -> tuple[str, str]:
+    "(dotted name, subpackage it is in) of the module at `path` in the package folder `lib`: `stages/bash_data.py` -> ('stages.bash_data', 'stages')."
+    parts = Path(path).relative_to(lib).with_suffix('').parts
+    if parts[-1] == '__init__' and len(parts) > 1: return '.'.join(parts[:-1]), '.'.join(parts[:-1])   # a subpackage is its __init__
+    return '.'.join(parts), '.'.join(parts[:-1])
+
+def module_path(lib: Path, name: str) -> Path:
+    "The file in the package folder `lib` of the module `name` (dotted, as `module_name` gives it), or of a package data file (a path: 'resources/x.toml')."
+    if '/' in name: return Path(lib) / name
+    p = Path(lib).joinpath(*name.split('.'))
+    return p.with_suffix('.py') if p.with_suffix('.py').exists() else p / '__init__.py'
+
 # %% ../nbs/92_book.ipynb #ead0ba34
-def module_imports(src: str, pkg: str = 'codellm') -> set[str]:
-    "Names of the `pkg` modules that the Python source `src` imports (relative imports count as `pkg`'s)."
+def module_imports(src: str, pkg: str = 'codellm', package: str = '', modules=None) -> set[str]:
+    "Dotted names, relative to `pkg`, of the `pkg` modules that the Python source `src` imports; relative imports are resolved in the subpackage `package` ('' for `pkg` itself), and `from P import x` is the module `P.x` when `modules` (the package's module names) holds it."
     lines = [l for l in src.splitlines() if not l.lstrip().startswith(('!', '%'))]   # notebook shell and magic lines
     try: tree = ast.parse('\n'.join(lines))
     except SyntaxError: return set()
+    def from_import(base, names):
+        "The modules of `from <pkg>.<base> import <names>`; base '' is `pkg` itself, whose module is '__init__'."
+        found = set()
+        for n in names:
+            sub = f'{base}.{n}' if base else n
+            if modules is None: found.add(base or (n if n != '*' else '__init__'))
+            else: found.add(sub if sub in modules else base or '__init__')
+        return found
     out = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            out |= {a.name.split('.')[1] for a in node.names if a.name.startswith(pkg + '.')}
+            for a in node.names:
+                if a.name != pkg and not a.name.startswith(pkg + '.'): continue
+                name = a.name[len(pkg) + 1:]
+                while modules is not None and name and name not in modules and '.' in name: name = name.rpartition('.')[0]
+                out.add(name or '__init__')
         elif isinstance(node, ast.ImportFrom):
             mod = node.module or ''
-            if node.level == 1: out |= {mod.split('.')[0]} if mod else {a.name for a in node.names}
-            elif mod.startswith(pkg + '.'): out.add(mod.split('.')[1])
-            elif mod == pkg: out |= {a.name for a in node.names}
+            if node.level:                                             # relative: `..` is the subpackage's parent, and so on
+                up = package.split('.') if package else []
+                if node.level - 1 > len(up): continue                  # above the package: not one of its modules
+                out |= from_import('.'.join(up[:len(up) - node.level + 1] + ([mod] if mod else [])), [a.name for a in node.names])
+            elif mod == pkg or mod.startswith(pkg + '.'): out |= from_import(mod[len(pkg) + 1:], [a.name for a in node.names])
     return out
 
 # %% ../nbs/92_book.ipynb #74ef1d41
 # reaching the stages through the registry, or running the `codellm` command (`!codellm ...`, a %%bash line, subprocess args)
-_dynamic_re = re.compile(r"""load_stages\(|get_stage\(|!codellm\b|['"]codellm['"]|^\s*codellm\s""", re.M)
+_dynamic_re = re.compile(r"""load_stages\(|get_stage\(|load_experiments\(|get_experiment\(|!codellm\b|['"]codellm['"]|^\s*codellm\s""", re.M)
 
 def lib_deps(lib: Path) -> dict[str, set[str]]:
-    "For each module of the package folder `lib`: the modules it needs, itself included, following imports."
-    direct = {p.stem: module_imports(p.read_text()) for p in Path(lib).glob('*.py') if p.stem != '_modidx'}
+    "For each module of the package folder `lib`, subpackages included ('stages.bash_data'): the modules it needs, itself included, following imports, and the package data files (`resources/...`) it names."
+    lib = Path(lib)
+    files = {module_name(p, lib): p for p in sorted(lib.rglob('*.py')) if p.stem != '_modidx'}   # (name, subpackage): path
+    names = {m for m, _ in files}
+    data = sorted(p.relative_to(lib).as_posix() for p in (lib / 'resources').rglob('*') if p.is_file())
+    direct = {}
+    for (m, package), p in files.items():
+        src = p.read_text()
+        direct[m] = module_imports(src, package=package, modules=names) | {d for d in data if Path(d).name in src}
     deps = {}
     for m in direct:
         seen, todo = set(), [m]
         while todo:
             x = todo.pop()
-            if x in seen or x not in direct: continue
-            seen.add(x); todo += direct[x]
+            if x in seen or (x not in direct and x not in data): continue
+            seen.add(x); todo += direct.get(x, ())
         deps[m] = seen
     return deps
 
 def notebook_key(nb, lib: Path, deps: dict | None = None) -> str:
-    "Hash of the sources of the `codellm` modules that notebook `nb` uses (all of them if it uses the stages dynamically)."
+    "Hash of the sources of the `codellm` modules (and package data files) that notebook `nb` uses (all of them if it uses the stages dynamically)."
     deps = lib_deps(lib) if deps is None else deps
     code = '\n'.join(c.source for c in nb.cells if c.cell_type == 'code')
-    used = set(deps) if _dynamic_re.search(code) else set().union(*[deps.get(m, {m}) for m in module_imports(code)])
+    used = set().union(*deps.values()) if _dynamic_re.search(code) else \
+        set().union(*[deps.get(m, {m}) for m in module_imports(code, modules=set(deps))])
     h = hashlib.sha256()
     for m in sorted(used):
-        p = Path(lib) / f'{m}.py'
+        p = module_path(lib, m)
         if p.exists(): h.update(m.encode() + b'\0' + p.read_bytes())
     return h.hexdigest()[:16]
 
@@ -188,26 +223,36 @@ def results_markdown(path: Path) -> str:
     return ''.join(out)
 
 # %% ../nbs/92_book.ipynb #18a5fcc2
-_nb_src_re = re.compile(r'File to edit: (?:\.\./)?nbs/(\S+?)\.ipynb')
+_nb_src_re = re.compile(r'File to edit: (?:\.\./)*nbs/(\S+?)\.ipynb')
+
+def _defines_nothing(tree) -> bool:
+    "Does the parsed module `tree` hold nothing but a docstring and dunder assignments (`__version__ = ...`)?"
+    body = tree.body[1:] if ast.get_docstring(tree) is not None else tree.body
+    return all(isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) and t.id.startswith('__') for t in s.targets) for s in body)
 
 def api_modules(lib: Path) -> list[tuple[str, str | None, str]]:
-    "(module, notebook it is exported from or None, first docstring line) for each public module of `lib`, in curriculum order."
-    mods = []
-    for p in Path(lib).glob('*.py'):
-        if p.stem.startswith('_'): continue
+    "(module, notebook it is exported from or None, first docstring line) for each public module of `lib` and its subpackages, in curriculum order."
+    lib, mods = Path(lib), []
+    for p in sorted(lib.rglob('*.py')):
+        parts = p.relative_to(lib).parts
+        if any(x.startswith(('_', '.')) for x in parts[:-1]) or (p.name.startswith('_') and p.name != '__init__.py'): continue
         src = p.read_text()
+        try: tree = ast.parse(src)
+        except SyntaxError: tree = None
+        if p.name == '__init__.py' and tree is not None and _defines_nothing(tree): continue   # an empty page
         nb = m[1] if (m := _nb_src_re.search(src)) else None
-        try: doc = (ast.get_docstring(ast.parse(src)) or '').strip().split('\n')[0]
-        except SyntaxError: doc = ''
-        mods.append((f'{Path(lib).name}.{p.stem}', nb, doc))
-    return sorted(mods, key=lambda m: nb_order(m[1] or m[0]))
+        doc = (ast.get_docstring(tree) or '').strip().split('\n')[0] if tree else ''
+        name = module_name(p, lib)[0]
+        mods.append((lib.name if name == '__init__' else f'{lib.name}.{name}', nb, doc))
+    # curriculum order; among the modules of one notebook, the one named after it (its default_exp) first
+    return sorted(mods, key=lambda m: (nb_order(m[1] or m[0]), not (m[1] or '').endswith('_' + m[0].rpartition('.')[2]), m[0]))
 
 def api_pages(mods, notebooks=()) -> dict[str, str]:
     "MyST pages of the API reference, {path under the book: text}, for `mods` as `api_modules` returns them."
     def src_link(nb, up=''): return f'[{nb}]({up}{nb}.ipynb)' if nb in notebooks else (f'`nbs/{nb}.ipynb`' if nb else '')
     rows = ''.join(f'| [`{m}`]({m}.md) | {_fmt(doc)} | {src_link(nb, "../")} |\n' for m, nb, doc in mods)
     pages = {'api/index.md': '# API reference\n\nThe `codellm` library, as `nbdev-export` writes it from the notebooks. '
-             'Every module below is generated: to change one, edit its notebook and run `nbdev-export`.\n\n'
+             'Every module below that names a notebook is generated from it: to change one, edit its notebook and run `nbdev-export`.\n\n'
              '| module | what it holds | notebook |\n|---|---|---|\n' + rows}
     for m, nb, doc in mods:
         made = f'Exported from the notebook {src_link(nb, "../")}.\n\n' if nb else ''
@@ -421,7 +466,7 @@ def build_book(execute: bool = True, strict: bool | None = None, n_workers: int 
     return index
 
 # %% ../nbs/92_book.ipynb #c28e2041
-from .core import Command, register_command
+from .stage import Command, register_command
 
 def _book_args(p):
     p.add_argument('--no-execute', action='store_true', help='render the notebooks as they are, without running them')

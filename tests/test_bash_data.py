@@ -1,25 +1,29 @@
-"Tests for codellm.stages.bash_data: templates, splits, checks, harvesting on a fixture tree, the fallback, the sample file."
+"Tests for codellm.stages.bash_data (templates, splits, harvesting on a fixture tree, the fallback, the sample file) and the script checks of codellm.stages.bash_checks."
 import os, warnings
+from dataclasses import fields
+from importlib import resources
 
 import pytest
 
-from codellm.stages.bash_data import (POOLS, TEMPLATES, Pair, bash_check_many, check_script, check_scripts, count_distinct_tasks,
-                               harvest, harvest_or_fallback, harvest_scripts, heldout_tasks, is_shell_shebang,
-                               make_fixture_tree, make_instruction_pairs, missing_commands, script_commands,
-                               shellcheck_available, uses_expected_commands, write_sample)
+from codellm.stages.bash_data import (EVERYDAY, POOLS, TASK_TEMPLATES, Pair, TaskTemplate, count_distinct_tasks, harvest,
+                                      harvest_or_fallback, harvest_scripts, heldout_tasks, is_shell_shebang, load_everyday,
+                                      load_pools, load_task_templates, make_fixture_tree, make_instruction_pairs, read_resource,
+                                      write_sample)
+from codellm.stages.bash_checks import (bash_check_many, check_script, check_scripts, missing_commands, script_commands,
+                                        shellcheck_available, uses_expected_commands)
 from codellm.core import CodeLLMError
 
 SEEDS = (0, 1, 2, 3)
 
 
 def _one_per_template(split):
-    return [make_instruction_pairs(1, seed, split, templates=[t])[0] for seed in SEEDS for t in TEMPLATES]
+    return [make_instruction_pairs(1, seed, split, templates=[t])[0] for seed in SEEDS for t in TASK_TEMPLATES]
 
 
 @pytest.mark.parametrize('split', ['train', 'heldout'])
 def test_every_template_gives_valid_nontrivial_bash(split):
     pairs = _one_per_template(split)
-    assert len(pairs) == len(SEEDS) * len(TEMPLATES)
+    assert len(pairs) == len(SEEDS) * len(TASK_TEMPLATES)
     for p, r in zip(pairs, check_scripts([p.script for p in pairs], shellcheck=False)):
         assert r['bash_ok'], (p.template_id, r['bash_error'])
         assert not r['trivial'], p.template_id
@@ -30,20 +34,35 @@ def test_every_template_gives_valid_nontrivial_bash(split):
 
 @pytest.mark.skipif(not shellcheck_available(), reason='shellcheck is not installed')
 def test_every_template_is_shellcheck_clean():
-    pairs = _one_per_template('train')[:len(TEMPLATES)] + _one_per_template('heldout')[:len(TEMPLATES)]
+    pairs = _one_per_template('train')[:len(TASK_TEMPLATES)] + _one_per_template('heldout')[:len(TASK_TEMPLATES)]
     findings = {(p.template_id, tuple(r['shellcheck'])) for p, r in zip(pairs, check_scripts([p.script for p in pairs]))
                 if r['shellcheck']}
     assert findings == set()
 
 
 def test_templates_are_well_formed():
-    assert len(TEMPLATES) >= 40
-    assert len({t.id for t in TEMPLATES}) == len(TEMPLATES)
-    assert len({t.topic for t in TEMPLATES}) >= 7
-    for t in TEMPLATES:
+    assert len(TASK_TEMPLATES) >= 40
+    assert len({t.id for t in TASK_TEMPLATES}) == len(TASK_TEMPLATES)
+    assert len({t.topic for t in TASK_TEMPLATES}) >= 7
+    for t in TASK_TEMPLATES:
         assert len(t.tasks) >= 3 and len(set(t.tasks)) == len(t.tasks), t.id
         assert t.commands, t.id
         assert all(pool in POOLS for pool in t.slots.values()), t.id
+
+
+def test_template_data_is_package_data():
+    "TASK_TEMPLATES, POOLS and EVERYDAY are read from codellm/resources/*.toml, with the types the code expects."
+    folder = resources.files('codellm') / 'resources'
+    assert (folder / 'bash_tasks.toml').is_file() and (folder / 'bash_pools.toml').is_file()
+    raw = read_resource('bash_tasks.toml')['template']
+    assert [list(t) for t in raw] == [[f.name for f in fields(TaskTemplate)]] * len(raw)    # exactly the fields, in order
+    assert load_task_templates() == TASK_TEMPLATES and [t.id for t in TASK_TEMPLATES] == [t['id'] for t in raw]
+    assert all(isinstance(t.tasks, tuple) and isinstance(t.commands, tuple) and isinstance(t.slots, dict) for t in TASK_TEMPLATES)
+    assert all(t.script.endswith('\n') and not t.script.startswith('\n') for t in TASK_TEMPLATES)
+    assert load_pools() == POOLS and all(isinstance(v, tuple) and len(v) == 2 for v in POOLS.values())
+    assert {type(x) for tr, ho in POOLS.values() for x in tr + ho} == {str, int, dict}
+    assert load_everyday() == EVERYDAY and all(isinstance(r, tuple) and len(r) == 2 for r in EVERYDAY)
+    assert {tid for _, tid in EVERYDAY} <= {t.id for t in TASK_TEMPLATES}
 
 
 def test_train_and_heldout_requests_never_overlap():
@@ -52,7 +71,7 @@ def test_train_and_heldout_requests_never_overlap():
     assert len(train) > 2000 and len(held) > 200
     assert train.isdisjoint(held)
     # by construction: no paraphrase and no pool value is on both sides
-    assert {ph for t in TEMPLATES for ph in t.tasks[:-1]}.isdisjoint({t.tasks[-1] for t in TEMPLATES})
+    assert {ph for t in TASK_TEMPLATES for ph in t.tasks[:-1]}.isdisjoint({t.tasks[-1] for t in TASK_TEMPLATES})
     for name, (tr, ho) in POOLS.items():
         assert not [v for v in ho if v in tr], name
 
@@ -60,7 +79,7 @@ def test_train_and_heldout_requests_never_overlap():
 def test_heldout_uses_heldout_values_only():
     held_values = {str(v) for _, ho in POOLS.values() for v in ho if not isinstance(v, dict)}
     for p in heldout_tasks(100, seed=3):
-        t = next(t for t in TEMPLATES if t.id == p.template_id)
+        t = next(t for t in TASK_TEMPLATES if t.id == p.template_id)
         scalar_slots = [s for s, pool in t.slots.items() if not isinstance(POOLS[pool][1][0], dict)]
         if scalar_slots: assert any(v in p.script for v in held_values), p.task
 
@@ -76,10 +95,10 @@ def test_determinism_by_seed():
 
 
 def test_templates_are_balanced():
-    pairs = make_instruction_pairs(3 * len(TEMPLATES), seed=0)
+    pairs = make_instruction_pairs(3 * len(TASK_TEMPLATES), seed=0)
     counts = {}
     for p in pairs: counts[p.template_id] = counts.get(p.template_id, 0) + 1
-    assert set(counts) == {t.id for t in TEMPLATES} and max(counts.values()) - min(counts.values()) <= 2
+    assert set(counts) == {t.id for t in TASK_TEMPLATES} and max(counts.values()) - min(counts.values()) <= 2
 
 
 def test_unknown_split_is_an_error():

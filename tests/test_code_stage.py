@@ -25,9 +25,9 @@ def test_prepare_code_writes_masked_data(stage2):
 
 def test_pairs_come_first_and_outweigh_the_scripts(stage2):
     "code_train.npy: pairs, then harvested scripts; training draws PAIR_SHARE of its windows from the pairs."
-    from codellm.stages.code_finetuning import code_train_data, MixedData, PAIR_SHARE
+    from codellm.stages.code_finetuning import code_train_data, PAIR_SHARE
     from codellm.tokenizer import BPETokenizer
-    from codellm.training import TokenData
+    from codellm.data import TokenData, MixedData
     d, m, meta = stage2
     tok = BPETokenizer.load(d / 'tokenizer.json')
     ids = np.load(d / 'code_train.npy')[0]
@@ -38,9 +38,10 @@ def test_pairs_come_first_and_outweigh_the_scripts(stage2):
     assert not any(ids[s] == user for s in starts if k <= s < len(ids))      # none after it
     data = code_train_data(TokenData.from_npy(d / 'code_train.npy', 256, align_to_docs=True, eot_id=tok.eot_id), meta)
     if meta['scripts']:
-        src = data.offsets(4000, torch.Generator().manual_seed(0)) // MixedData._SHIFT
+        src = data.sample(4000, torch.Generator().manual_seed(0)) // MixedData._SHIFT
         assert abs((src == 0).mean() - PAIR_SHARE) < 0.03
-        x, y = data.windows(data.offsets(8, torch.Generator().manual_seed(1)))
+        b = data.batch(data.sample(8, torch.Generator().manual_seed(1)))
+        x, y = b['x'], b['y']
         assert x.shape == y.shape == (8, 256) and (y != -100).any()
 
 def test_train_code_from_language_and_generate(stage2):

@@ -45,11 +45,11 @@ SITECUSTOMIZE = textwrap.dedent('''
     _stop = os.environ.get('CODELLM_TEST_STOP_AT')
     if _stop:
         import codellm.training as _t
-        _orig_step = _t.Trainer._train_step
-        def _train_step(self):
+        _orig_step = _t.Trainer.train_step
+        def train_step(self):
             if self.step == int(_stop): raise KeyboardInterrupt   # as Ctrl-C would, on every rank at the same step
             _orig_step(self)
-        _t.Trainer._train_step = _train_step
+        _t.Trainer.train_step = train_step
 ''')
 
 STEPS, EVAL_EVERY, STOP_AT = 6, 3, 4

@@ -5,7 +5,12 @@ Every attack runs under both backends where that is meaningful:
 - `subprocess`, the fallback: rlimits, timeout, group kill and a clean environment, but NO filesystem, network or
   process isolation. The tests `test_fallback_*_gap` assert those gaps exist, so nobody mistakes the fallback for a jail.
 
-The time bounds (`LIMIT_S`) are correctness bounds ("returns promptly"), not benchmarks.
+No outcome here depends on how fast or loaded the machine is (CI runs on 2 cores, sometimes beside another job):
+- code that ends on its own (including the memory bomb, which ends at its rlimit, and the output flood, which ends at
+  the cap) runs with the long timeout `ENDS`, so load can slow it down but never turn it into a timeout;
+- only the attacks that never stop on their own get the short `TIMEOUT`, and what is checked is the outcome
+  (`timed_out`, return code -9, every process gone); the wall-clock bounds that remain have slack of several times
+  what they bound, and "gone" is polled for up to `GONE_S`.
 """
 import json, os, socket, subprocess, tempfile, time, uuid, warnings
 
@@ -13,10 +18,12 @@ import pytest
 
 from codellm.tools import sandbox
 from codellm.core import CodeLLMError
-from codellm.tools.sandbox import SandboxConfig, execute_python, sandbox_backend
+from codellm.tools.sandbox import SandboxConfig, run_python, sandbox_backend
 
-LIMIT_S = 15.0        # every attack must come back well within this
 TIMEOUT = 2.0         # the sandbox timeout used for attacks that never stop on their own
+ENDS = 30.0           # the sandbox timeout for code that ends on its own: far more than it needs, even on a loaded machine
+SLACK_S = 30.0        # run_python returns within its timeout plus this (start-up, one-off probe, kill, reap, clean-up)
+GONE_S = 30.0         # how long we poll for killed processes to disappear (a kill takes effect asynchronously)
 IS_ROOT = os.geteuid() == 0
 HAS_BWRAP = sandbox._probe('bwrap')[0] is not None
 needs_bwrap = pytest.mark.skipif(not HAS_BWRAP, reason=f"bubblewrap unusable here: {sandbox._probe('bwrap')[1]}")
@@ -25,12 +32,12 @@ BACKENDS = [pytest.param('bwrap', marks=needs_bwrap), 'subprocess']
 pytestmark = pytest.mark.filterwarnings('ignore:codellm.tools.sandbox:RuntimeWarning')
 
 
-def run(code, backend, timeout=TIMEOUT, **cfg):
-    "Run `code`, check the correctness bound on elapsed time, return the result."
+def run(code, backend, timeout=ENDS, **cfg):
+    "Run `code`, check that run_python came back (no later than its timeout, with generous slack), return the result."
     t = time.monotonic()
-    r = execute_python(code, timeout=timeout, backend=backend, config=SandboxConfig(**cfg) if cfg else None)
+    r = run_python(code, timeout=timeout, backend=backend, config=SandboxConfig(**cfg) if cfg else None)
     elapsed = time.monotonic() - t
-    assert elapsed < LIMIT_S, f'took {elapsed:.1f}s'
+    assert elapsed < timeout + SLACK_S, f'took {elapsed:.1f}s'
     assert r.backend == backend
     json.dumps(r.to_dict())                       # always JSON-serialisable
     return r
@@ -49,7 +56,7 @@ def live_with_comm(name: str) -> list[int]:
     return pids
 
 
-def wait_gone(name: str, within: float = 3.0) -> list[int]:
+def wait_gone(name: str, within: float = GONE_S) -> list[int]:
     "Poll until no live process is called `name` (kills propagate asynchronously); return what is left."
     end = time.monotonic() + within
     while (left := live_with_comm(name)) and time.monotonic() < end: time.sleep(0.05)
@@ -94,22 +101,22 @@ def test_stdin_is_devnull(backend):
 
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_infinite_loop(backend):
-    r = run('while True: pass', backend)
-    assert r.timed_out and r.returncode == -9
-    assert TIMEOUT - 0.1 <= r.duration_s < TIMEOUT + 2
+    r = run('while True: pass', backend, timeout=TIMEOUT)
+    assert r.timed_out and r.returncode == -9                   # the wall-clock timeout fired and killed it
+    assert TIMEOUT - 0.1 <= r.duration_s < 5 * TIMEOUT          # at the timeout, not before; slack for a loaded machine
 
 
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_infinite_loop_with_closed_pipes(backend):
     "Closing stdout/stderr must not make us stop waiting: the loop is still killed at the timeout."
-    r = run('import os\nos.close(1); os.close(2)\nwhile True: pass', backend)
+    r = run('import os\nos.close(1); os.close(2)\nwhile True: pass', backend, timeout=TIMEOUT)
     assert r.timed_out and r.returncode == -9
 
 
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_memory_bomb(backend):
     r = run('x = []\nwhile True: x.append(bytearray(10**7))', backend, memory_mb=256)
-    assert 'MemoryError' in r.stderr and r.returncode == 1 and not r.timed_out
+    assert 'MemoryError' in r.stderr and r.returncode == 1 and not r.timed_out   # it ended at RLIMIT_AS, on its own
     r = run('x = bytearray(10**11)', backend)                   # one 100 GB allocation
     assert 'MemoryError' in r.stderr
 
@@ -134,7 +141,7 @@ def test_fork_bomb_is_capped(backend):
 def test_fork_bomb_leaves_nothing_behind(backend):
     name = marker()
     code = SET_NAME.format(name) + 'import os\nwhile True:\n    try: os.fork()\n    except OSError: pass\n'
-    r = run(code, backend, max_procs=32)
+    r = run(code, backend, timeout=TIMEOUT, max_procs=32)
     assert r.timed_out and r.returncode == -9
     assert wait_gone(name) == []
 
@@ -143,9 +150,8 @@ def test_fork_bomb_leaves_nothing_behind(backend):
 def test_output_flood(backend):
     cap = SandboxConfig().max_output
     r = run('while True: print("A" * 1000)', backend)
-    assert r.truncated and not r.timed_out and r.returncode == -9
+    assert r.truncated and not r.timed_out and r.returncode == -9   # killed at the cap, not at the timeout
     assert len(r.stdout.encode()) <= cap and r.stdout.startswith('A' * 1000)
-    assert r.duration_s < TIMEOUT                               # killed at the cap, not at the timeout
     r = run('import sys\nsys.stderr.write("E" * 10**8)', backend)   # one giant write, on stderr
     assert r.truncated and len(r.stderr.encode()) <= cap
 
@@ -164,7 +170,7 @@ def test_leftover_child_is_killed(backend):
             + '    time.sleep(300)\nprint("parent done")\n')
     r = run(code, backend)
     assert r.stdout == 'parent done\n' and r.returncode == 0
-    assert not r.timed_out and r.duration_s < TIMEOUT          # we did not wait for the child
+    assert not r.timed_out and r.duration_s < ENDS              # we did not wait for the child (it sleeps 300 s)
     assert wait_gone(name) == []
 
 
@@ -196,7 +202,7 @@ def test_environment_is_scrubbed(backend, monkeypatch):
 def test_host_environ_unreadable(backend):
     "Nor can the code read a secret from /proc/<pid>/environ of a host process."
     secret = 'hunter2-' + uuid.uuid4().hex
-    holder = subprocess.Popen(['sleep', '30'], env={'PATH': '/usr/bin:/bin', 'CODELLM_TEST_SECRET': secret})
+    holder = subprocess.Popen(['sleep', '300'], env={'PATH': '/usr/bin:/bin', 'CODELLM_TEST_SECRET': secret})
     try:
         code = ('import glob\nfound = []\n'
                 'for p in glob.glob("/proc/[0-9]*/environ"):\n'
@@ -312,7 +318,7 @@ def test_backend_selection(monkeypatch):
     monkeypatch.setenv('CODELLM_SANDBOX', 'subprocess')
     assert sandbox_backend() == 'subprocess'
     assert run('print(1)', 'subprocess').backend == 'subprocess'
-    assert execute_python('print(1)').backend == 'subprocess'
+    assert run_python('print(1)').backend == 'subprocess'
     monkeypatch.delenv('CODELLM_SANDBOX')
     assert sandbox_backend() == ('bwrap' if HAS_BWRAP else 'subprocess')
     with pytest.raises(CodeLLMError, match='UNKNOWN SANDBOX BACKEND'): sandbox_backend('docker')
@@ -321,16 +327,21 @@ def test_backend_selection(monkeypatch):
 def test_fallback_warns_once(monkeypatch):
     monkeypatch.setattr(sandbox, '_fallback_warned', False)
     with pytest.warns(RuntimeWarning, match='WITHOUT bubblewrap'):
-        execute_python('pass', backend='subprocess')
+        run_python('pass', backend='subprocess')
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always')
-        execute_python('pass', backend='subprocess')
+        run_python('pass', backend='subprocess')
     assert not [x for x in w if 'codellm.tools.sandbox' in str(x.message)]
 
 
+def test_one_name_per_function():
+    "The sandbox's entry point is run_python; `execute_python` is only the model-facing tool of codellm.tools.toolbox."
+    assert not hasattr(sandbox, 'execute_python') and 'run_python' in sandbox.__all__
+
+
 def test_bad_arguments():
-    with pytest.raises(CodeLLMError, match='TIMEOUT'): execute_python('pass', timeout=0)
-    with pytest.raises(CodeLLMError, match='TIMEOUT'): execute_python('pass', timeout=float('nan'))
-    with pytest.raises(CodeLLMError, match='MUST BE A STR'): execute_python(b'print(1)')
+    with pytest.raises(CodeLLMError, match='TIMEOUT'): run_python('pass', timeout=0)
+    with pytest.raises(CodeLLMError, match='TIMEOUT'): run_python('pass', timeout=float('nan'))
+    with pytest.raises(CodeLLMError, match='MUST BE A STR'): run_python(b'print(1)')
     if IS_ROOT:
-        with pytest.raises(CodeLLMError, match='AS ROOT'): execute_python('pass', backend='subprocess', config=SandboxConfig(uid=0))
+        with pytest.raises(CodeLLMError, match='AS ROOT'): run_python('pass', backend='subprocess', config=SandboxConfig(uid=0))

@@ -1,17 +1,21 @@
 """Tests for `codellm.stages.tool_calling` (stage 3) that need no trained model: the chat loop driven by a scripted mock
-model through the real `generate`, the data format and loss mask, the held-out split, scoring, and `codellm chat`'s
-error path."""
-import json, os, subprocess, sys
+model (`codellm.testing`) through the real `generate`, the data format and loss mask, the held-out split, scoring, the
+stage's options and result row, and `codellm chat`'s flags and error paths."""
+import argparse, json, os, re, subprocess, sys
 
 import numpy as np
 import pytest
 
+from codellm.core import CodeLLMError, Paths, DEVICES
 from codellm.tokenizer import BPETokenizer
+from codellm.chat_format import CHAT_TEMPLATE, encode_prompt
+from codellm.testing import scripted
 from codellm.tools.toolbox import TOOLS, validate_arguments
-from codellm.stages.tool_calling import (TASKS, SNIPPETS, RESULT_CHARS, chat_turn, scripted, encode_conversation, conversation_text,
-                                  mark_trained, encode_prompt, fit_context, parse_tool_call, result_view, sample_requests,
-                                  heldout_prompts, is_heldout, score_turns, answer_ok, summarize_findings, run_tools,
-                                  build_conversations, describe_call, prepare_tool_calling)
+from codellm.stages.tool_calling import (TASKS, SNIPPETS, RESULT_CHARS, chat_turn, encode_conversation, conversation_text,
+                                         mark_trained, fit_context, parse_tool_call, result_view, sample_requests,
+                                         heldout_prompts, is_heldout, score_turns, answer_ok, summarize_findings, run_tools,
+                                         build_conversations, describe_call, prepare_tool_calling, evaluate_tool_calling,
+                                         ToolCalling, cmd_chat, _chat_args)
 
 pytestmark = pytest.mark.filterwarnings('ignore:codellm.tools.sandbox:RuntimeWarning')
 
@@ -161,7 +165,9 @@ def test_format_and_mask():
     assert trained == ('<|tool_call|>{"name": "execute_python", "arguments": {"code": "print(37 * 48)"}}<|end|>'
                        '37 * 48 = 1776.<|end|>')
     assert mark_trained(TOK, ids, mask).count('[[') == 2
-    assert ids[-1] == TOK.eot_id and mask[-1] == 0 and mask[:len(encode_prompt(TOK, CONV['prompt']))] == [0] * len(encode_prompt(TOK, CONV['prompt']))
+    n_prompt = len(encode_prompt(TOK, CONV['prompt'], CHAT_TEMPLATE))
+    assert ids[:n_prompt] == encode_prompt(TOK, CONV['prompt'], CHAT_TEMPLATE)       # the user's turn: the one encoder of 1f
+    assert ids[-1] == TOK.eot_id and mask[-1] == 0 and mask[:n_prompt] == [0] * n_prompt
 
 
 def test_tool_result_and_prompt_cannot_inject_special_tokens():
@@ -192,7 +198,12 @@ def test_snippets_are_found_by_the_tool():
         assert answer_ok(s, [e.format(**v) for e in expect]), (kind, s)
 
 
-def test_build_conversations_runs_the_tools_and_quotes_real_results():
+def test_build_conversations_runs_the_tools_and_quotes_real_results(monkeypatch):
+    from codellm.tools import sandbox
+    # The snippets end in milliseconds; a long sandbox timeout keeps a loaded machine (sandbox threads on 2 cores)
+    # from turning one of them into a timeout, that is, into a dropped result.
+    run_python = sandbox.run_python
+    monkeypatch.setattr(sandbox, 'run_python', lambda code, timeout=5.0, **kw: run_python(code, timeout=60, **kw))
     reqs = [r for r in sample_requests(60, seed=2) if r['kind'] in ('factorial', 'reverse', 'docs', 'eval')][:8]
     convs, stats = build_conversations(reqs, workers=2)
     assert stats['dropped_bad_result'] == 0 and len(convs) == len(reqs)
@@ -209,7 +220,7 @@ def test_prepare_writes_the_files(tmp_path):
              for r in sample_requests(300, seed=9)]
     tok = BPETokenizer.train(texts, vocab_size=800)                      # a small BPE: conversations fit in 256 tokens
     tok.save(tmp_path / 'tokenizer.json')
-    meta = prepare_tool_calling(out_dir=tmp_path, models_dir=tmp_path / 'no_models', n_train=30, n_val=6, verbose=False)
+    meta = prepare_tool_calling(Paths.of(data_dir=tmp_path, models_dir=tmp_path / 'no_models'), n_train=30, n_val=6, verbose=False)
     for f in ('tool_calling_train.npy', 'tool_calling_val.npy', 'tool_calling_meta.json', 'tool_definitions.json', 'tool_calling_example.txt'):
         assert (tmp_path / f).is_file(), f
     arr = np.load(tmp_path / 'tool_calling_train.npy')
@@ -220,9 +231,8 @@ def test_prepare_writes_the_files(tmp_path):
 
 
 def test_prepare_without_tokenizer_names_the_fix(tmp_path):
-    from codellm.core import CodeLLMError
     with pytest.raises(CodeLLMError, match=r'^ERROR: CODE MODEL NOT FOUND: .*code_model_best.pth! Run: codellm train --stage code$'):
-        prepare_tool_calling(out_dir=tmp_path, models_dir=tmp_path, verbose=False)
+        prepare_tool_calling(Paths.of(data_dir=tmp_path, models_dir=tmp_path), verbose=False)
 
 
 # ---------------------------------------------------------------- scoring
@@ -244,7 +254,57 @@ def test_scoring():
     assert answer_ok('12 * 13 = 156.', ['15']) is False and answer_ok('x = -5.', ['-5']) and answer_ok('x', None) is None
 
 
+# ---------------------------------------------------------------- the stage
+
+def _random_checkpoint(path):
+    "A tiny untrained model with the byte tokenizer, saved as a real checkpoint: enough to run the evaluation end to end."
+    import torch
+    from codellm.model import GPT, tiny_test_config
+    from codellm.checkpoint import save_checkpoint
+    torch.manual_seed(0)
+    model = GPT(tiny_test_config(vocab_size=TOK.vocab_size, block_size=256))
+    return save_checkpoint(path, model, TOK, 'tool_calling', CHAT_TEMPLATE)
+
+
+def test_stage_declares_the_contract():
+    st = ToolCalling()
+    assert (st.name, st.order, st.init_from, st.template, st.align_to_docs) == ('tool_calling', 3, 'code', CHAT_TEMPLATE, True)
+    assert st.baseline_name and st.train_defaults['steps_per_epoch'] == 400
+    assert [f for f in st.PrepareOptions.__dataclass_fields__] == ['n_train', 'n_val', 'workers', 'checkpoint']
+    assert [f for f in st.EvaluateOptions.__dataclass_fields__] == ['n', 'seed', 'max_new_tokens', 'threads', 'baseline']
+
+
+def test_stage_evaluate_returns_the_result_row(tmp_path):
+    paths = Paths.of(data_dir=tmp_path / 'data', models_dir=tmp_path)
+    ck = _random_checkpoint(paths.best('tool_calling'))
+    opts = ToolCalling.EvaluateOptions(n=3, max_new_tokens=4)
+    row = ToolCalling().evaluate(ck, paths, opts)                            # no code model in paths: no baseline
+    assert (row['stage'], row['metric'], row['better'], row['baseline'], row['before']) == \
+        ('tool_calling', 'tool selection accuracy', 'higher', None, None)
+    assert row['ours'] == row['tool_accuracy'] and row['n'] == 3 and 'baseline_metrics' not in row
+    _random_checkpoint(paths.best('code'))                                   # the stage-2 model is the default baseline
+    row = ToolCalling().evaluate(ck, paths, opts)
+    assert row['baseline'] == row['before'] == row['baseline_metrics']['ours'] == row['ours']   # the same weights score the same
+    assert set(row['baseline_metrics']) >= {'valid_calls', 'per_tool', 'n', 'seconds'} and 'before' not in row['baseline_metrics']
+    no = ToolCalling().evaluate(ck, paths, ToolCalling.EvaluateOptions(n=3, max_new_tokens=4, baseline='none'))
+    assert no['baseline'] is None and {k: no[k] for k in ('ours', 'valid_calls')} == {k: row[k] for k in ('ours', 'valid_calls')}
+    assert evaluate_tool_calling(ck, paths, n=3, max_new_tokens=4, baseline=str(ck))['baseline'] == row['ours']
+
+
 # ---------------------------------------------------------------- the command line
+
+def test_chat_flags_come_from_the_registries():
+    from codellm.model import PRESETS
+    p = argparse.ArgumentParser(); _chat_args(p)
+    choices = {a.dest: a.choices for a in p._actions}
+    assert list(choices['model_size']) == list(PRESETS) and list(choices['device']) == list(DEVICES)
+
+
+def test_chat_models_dir_names_the_default_checkpoint(tmp_path):
+    p = argparse.ArgumentParser(); _chat_args(p)
+    with pytest.raises(CodeLLMError, match=re.escape(f"CHECKPOINT NOT FOUND: {tmp_path / 'tool_calling_model_best.pth'}!")):
+        cmd_chat(p.parse_args(['--models-dir', str(tmp_path), '--prompt', 'hi']))
+
 
 def _codellm(*args, cwd):
     env = {**os.environ, 'PYTHONWARNINGS': 'ignore'}
@@ -268,3 +328,8 @@ def test_chat_json_needs_prompt(tmp_path):
     r = _codellm('chat', '--json', cwd=tmp_path)
     assert r.returncode == 1 and r.stdout == '' and r.stderr.startswith('ERROR: --json NEEDS --prompt!')
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_prepare_help_lists_the_stage_options(tmp_path):
+    r = _codellm('prepare', 'tool_calling', '--help', cwd=tmp_path)
+    assert r.returncode == 0 and all(f in r.stdout for f in ('--n-train', '--n-val', '--workers', '--checkpoint'))

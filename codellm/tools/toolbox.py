@@ -1,4 +1,4 @@
-"""The tools a stage-3 model can call, each a plain Python function with a JSON schema: `execute_python` (the sandbox of 03a), `search_docs` (BM25 over the installed Python's own docstrings, offline) and `analyze_code` (static analysis with `ast`), plus the registry and the `call_tool` dispatcher that validates the model's arguments and never raises.
+"""The tools a stage-3 model can call, each a plain Python function with a JSON schema: `execute_python` (code run in the sandbox of 03a), `search_docs` (BM25 over the installed Python's own docstrings, offline) and `analyze_code` (static analysis with `ast`), plus the registry and the `call_tool` dispatcher that validates the model's arguments and never raises.
 
 Docs: https://codellm.github.io/codellm/tools.html.md"""
 
@@ -6,9 +6,9 @@ Docs: https://codellm.github.io/codellm/tools.html.md"""
 
 # %% auto #0
 __all__ = ['DOC_MODULES', 'STOP_WORDS', 'MODULE_NAMES', 'BUILTIN_NAMES', 'RISKY_CALLS', 'SHELL_CALLS', 'TOOLS', 'execute_python',
-           'collect_docs', 'stem', 'tokenize', 'doc_tokens', 'BM25Index', 'build_docs_index', 'get_docs_index',
-           'search_docs', 'Scope', 'cyclomatic_complexity', 'complexity_rank', 'risky_calls', 'analyze_code', 'Tool',
-           'tool_definitions', 'write_tool_definitions', 'validate_arguments', 'call_tool']
+           'collect_docs', 'stem', 'tokenize', 'doc_tokens', 'BM25Index', 'DocsIndex', 'build_docs_index',
+           'get_docs_index', 'search_docs', 'Scope', 'cyclomatic_complexity', 'complexity_rank', 'risky_calls',
+           'analyze_code', 'Tool', 'tool_definitions', 'write_tool_definitions', 'validate_arguments', 'call_tool']
 
 # %% ../../nbs/03b_tools.ipynb #1f7df5b2
 import ast, builtins, importlib, inspect, json, math, re, sys, time, warnings
@@ -21,8 +21,8 @@ from . import sandbox
 
 # %% ../../nbs/03b_tools.ipynb #e31939bc
 def execute_python(code: str, timeout: float = 5.0) -> dict:
-    "Run `code` in the sandbox (codellm.tools.sandbox) and return the result as a JSON-serialisable dict."
-    return sandbox.execute_python(code, timeout=timeout).to_dict()
+    "The model-facing tool: run `code` with `codellm.tools.sandbox.run_python` and return the result as a JSON-serialisable dict."
+    return sandbox.run_python(code, timeout=timeout).to_dict()
 
 # %% ../../nbs/03b_tools.ipynb #e987c6f7
 DOC_MODULES = ['builtins', 'abc', 'argparse', 'array', 'ast', 'asyncio', 'base64', 'bisect', 'calendar', 'collections',
@@ -91,6 +91,7 @@ def tokenize(text: str) -> list[str]:
     text = re.sub(r'([a-z])([A-Z])', r'\1 \2', text)
     return [stem(w) for w in re.findall(r'[a-z0-9]+', text.lower()) if len(w) > 1 and w not in STOP_WORDS]
 
+# %% ../../nbs/03b_tools.ipynb #18fdcd02
 def doc_tokens(d: dict) -> list[str]:
     "The bag of words BM25 sees for one entry: own name x3, its qualifier x1, summary x2, the whole docstring x1."
     qualifier, _, own = d['name'].rpartition('.')
@@ -98,10 +99,11 @@ def doc_tokens(d: dict) -> list[str]:
 
 # %% ../../nbs/03b_tools.ipynb #575b521b
 class BM25Index:
-    "Okapi BM25 over a list of documents {name, signature, summary, doc}, with an inverted index."
-    def __init__(self, docs: list[dict], tfs: list[dict] | None = None, k1: float = 1.2, b: float = 0.75):
+    "Okapi BM25 over documents of any kind, with an inverted index; `tokens(doc)` makes a document's bag of words."
+    def __init__(self, docs: list, tfs: list[dict] | None = None, k1: float = 1.2, b: float = 0.75,
+                 tokens: Callable[..., list[str]] = tokenize):
         self.docs, self.k1, self.b = docs, k1, b
-        self.tfs = tfs if tfs is not None else [dict(Counter(doc_tokens(d))) for d in docs]   # term counts per document
+        self.tfs = tfs if tfs is not None else [dict(Counter(tokens(d))) for d in docs]        # term counts per document
         self.lens = [sum(tf.values()) for tf in self.tfs]
         self.avgdl = sum(self.lens) / max(len(self.lens), 1)
         self.postings = defaultdict(list)                                                       # term -> [(doc, count)]
@@ -119,26 +121,36 @@ class BM25Index:
                 out[i][t] = self.idf[t] * f * (self.k1 + 1) / (f + norm)
         return out
 
+    def rank(self, query: str, k: int = 5, key: Callable | None = None) -> list[tuple[int, float]]:
+        "The `k` best (document index, score) pairs, best first; ties broken by `key(doc)` (default: document order)."
+        scores = {i: sum(c.values()) for i, c in self.term_scores(query).items()}
+        tie = (lambda i: key(self.docs[i])) if key else (lambda i: i)
+        return [(i, scores[i]) for i in sorted(scores, key=lambda i: (-scores[i], tie(i)))[:k]]
+
+# %% ../../nbs/03b_tools.ipynb #5cdda8ae
+class DocsIndex(BM25Index):
+    "BM25 over documentation entries {name, signature, summary, doc}: field-weighted tokens (`doc_tokens`), hits as dicts."
+    def __init__(self, docs: list[dict], tfs: list[dict] | None = None, k1: float = 1.2, b: float = 0.75):
+        super().__init__(docs, tfs, k1, b, tokens=doc_tokens)
+
     def search(self, query: str, k: int = 5) -> list[dict]:
         "The `k` best entries as {name, signature, summary, score}, best first (ties: by name)."
-        scores = {i: sum(c.values()) for i, c in self.term_scores(query).items()}
-        best = sorted(scores, key=lambda i: (-scores[i], self.docs[i]['name']))[:k]
         return [{'name': self.docs[i]['name'], 'signature': self.docs[i]['signature'], 'summary': self.docs[i]['summary'],
-                 'score': round(scores[i], 3)} for i in best]
+                 'score': round(score, 3)} for i, score in self.rank(query, k, key=lambda d: d['name'])]
 
 # %% ../../nbs/03b_tools.ipynb #f6ff7cee
 _INDEX_VERSION = 1
-_INDEXES: dict[str, BM25Index] = {}
+_INDEXES: dict[str, DocsIndex] = {}
 
 def _index_key(modules) -> dict:
     return {'version': _INDEX_VERSION, 'python': sys.version, 'modules': list(modules)}
 
-def build_docs_index(path=None, modules=DOC_MODULES) -> BM25Index:
+def build_docs_index(path=None, modules=DOC_MODULES) -> DocsIndex:
     "Collect the docstrings of `modules`, index them with BM25 and write the index as JSON to `path`."
     path = Path(path or processed_dir() / 'docs_index.json')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')                 # deprecation warnings of modules we merely import
-        idx = BM25Index(collect_docs(modules))
+        idx = DocsIndex(collect_docs(modules))
     path.parent.mkdir(parents=True, exist_ok=True)
     docs = [{k: d[k] for k in ('name', 'signature', 'summary')} for d in idx.docs]   # the full docstrings live on in tfs
     tmp = path.with_suffix('.tmp')
@@ -146,7 +158,7 @@ def build_docs_index(path=None, modules=DOC_MODULES) -> BM25Index:
     tmp.replace(path)                                   # atomic: a reader never sees half a file
     return idx
 
-def get_docs_index(path=None, modules=DOC_MODULES, rebuild: bool = False) -> BM25Index:
+def get_docs_index(path=None, modules=DOC_MODULES, rebuild: bool = False) -> DocsIndex:
     "The BM25 index of the docs: from memory, else from the JSON cache at `path`, else built (and cached)."
     path = Path(path or processed_dir() / 'docs_index.json')
     key = str(path.resolve())
@@ -155,7 +167,7 @@ def get_docs_index(path=None, modules=DOC_MODULES, rebuild: bool = False) -> BM2
     if not rebuild and path.exists():
         try:
             d = json.loads(path.read_text())
-            if all(d.get(k) == v for k, v in _index_key(modules).items()): idx = BM25Index(d['docs'], d['tfs'])
+            if all(d.get(k) == v for k, v in _index_key(modules).items()): idx = DocsIndex(d['docs'], d['tfs'])
         except (ValueError, KeyError, TypeError): idx = None        # a damaged cache is rebuilt
     _INDEXES[key] = idx or build_docs_index(path, modules)
     return _INDEXES[key]
