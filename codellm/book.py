@@ -7,8 +7,8 @@ Docs: https://codellm.github.io/codellm/book.html.md"""
 # %% auto #0
 __all__ = ['WIDGET_VIEW', 'BOOK', 'nb_order', 'nb_group', 'nb_chapters', 'make_toc', 'strip_widgets', 'prepare_notebook',
            'module_name', 'module_path', 'module_imports', 'lib_deps', 'notebook_key', 'results_markdown',
-           'api_modules', 'api_pages', 'md_to_rst', 'book_notebooks', 'prepare_sources', 'stage_chain',
-           'execute_notebooks', 'notebook_failure', 'build_book', 'cmd_book']
+           'api_modules', 'api_pages', 'md_to_rst', 'book_notebooks', 'prepare_sources', 'source_notebook',
+           'stage_chain', 'execute_notebooks', 'notebook_failure', 'build_book', 'cmd_book']
 
 # %% ../nbs/92_book.ipynb #7a8d652e
 import ast, hashlib, json, os, re, shutil, subprocess, sys, time
@@ -329,10 +329,20 @@ def prepare_sources(root: Path, src: Path, execute: bool = True) -> dict:
     return toc
 
 # %% ../nbs/92_book.ipynb #bfe6f9d7
+def source_notebook(obj) -> str | None:
+    "The notebook (name, no suffix) that the module defining `obj`'s class was exported from."
+    path = getattr(sys.modules.get(type(obj).__module__), '__file__', None)
+    m = _nb_src_re.search(Path(path).read_text()) if path else None
+    return m[1] if m else None
+
 def stage_chain(names) -> dict[str, str]:
-    "For each stage chapter among the notebooks `names`: the stage chapter before it, whose checkpoint it trains from."
-    chapters = [n for n in sorted(names, key=nb_order) if nb_group(n) == 'stages' and not nb_order(n)[1]]
-    return dict(zip(chapters[1:], chapters))
+    "For each notebook among `names` that trains a stage or runs an experiment: the notebook whose results it needs first."
+    from codellm.stage import load_stages, load_experiments
+    stages = load_stages()
+    nb = {name: source_notebook(s) for name, s in stages.items()}
+    needs = [(nb[n], nb[s.init_from]) for n, s in stages.items() if s.init_from]
+    needs += [(source_notebook(e), nb.get(e.after)) for e in load_experiments().values()]
+    return {a: b for a, b in needs if a in names and b in names and a != b}
 
 # %% ../nbs/92_book.ipynb #100e60ac
 def _run_one(path: Path, cwd: Path, timeout: int):

@@ -151,3 +151,33 @@ def test_unknown_and_misplaced_names(capsys):
     assert code == 2 and 'unrecognized arguments: --num-stories 5' in err
     code, _, err = run(capsys, 'experiment', 'nonsense')
     assert code == 1 and err.startswith("ERROR: UNKNOWN EXPERIMENT 'nonsense'!")
+
+
+class ToyLoop(Toy):
+    "The same task with a loop of its own (as PPO will have): each step is two updates, and the loop keeps state of its own."
+    name, title = 'toy_loop', 'A toy stage with its own loop'
+    def make_trainer(self, model, train, val, cfg, callbacks, opts):
+        from codellm.training import Trainer
+        class TwoUpdates(Trainer):
+            def train_step(self):
+                super().train_step(); self.step -= 1; super().train_step()          # two updates count as one step
+                self.history['step'].pop(); self.history['train_loss'].pop(); self.history['lr'].pop()
+                self.extra_state['updates'] = self.extra_state.get('updates', 0) + 2
+        self.margin = opts.margin
+        return TwoUpdates(model, train, val, cfg, callbacks, loss_fn=self.loss_fn, name=self.name)
+
+
+def test_own_loop_keeps_resume_and_checkpoints(tmp_path, capsys):
+    register_model_kind('toy_scorer', Scorer, lambda c: Scorer(GPTConfig.from_dict(c)), lambda m: m.config.to_dict())
+    register_stage(ToyLoop)
+    try:
+        dirs = ['--data-dir', tmp_path / 'data', '--models-dir', tmp_path / 'models']
+        assert run(capsys, 'prepare', 'toy_loop', *dirs)[0] == 0
+        code, out, err = run(capsys, 'train', '--stage', 'toy_loop', '--model-size', 'tiny', '--block-size', T, '--no-progress', *dirs)
+        assert code == 0, err
+        code, out, err = run(capsys, 'train', '--stage', 'toy_loop', '--resume', '--num-epochs', 2, '--no-progress', *dirs)
+        assert code == 0 and json.loads(out)['steps'] == 12, err
+        state = load_checkpoint(tmp_path / 'models' / 'toy_loop_model_last.pth').train_state
+        assert state['extra'] == {'updates': 24} and state['history']['step'] == list(range(1, 13))
+    finally:
+        STAGES.pop('toy_loop'); MODEL_KINDS.pop('toy_scorer')

@@ -11,7 +11,7 @@ __all__ = ['DOC_MODULES', 'STOP_WORDS', 'MODULE_NAMES', 'BUILTIN_NAMES', 'RISKY_
            'analyze_code', 'Tool', 'tool_definitions', 'write_tool_definitions', 'validate_arguments', 'call_tool']
 
 # %% ../../nbs/03b_tools.ipynb #1f7df5b2
-import ast, builtins, importlib, inspect, json, math, re, sys, time, warnings
+import ast, builtins, importlib, inspect, json, math, re, subprocess, sys, time, warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,12 +145,20 @@ _INDEXES: dict[str, DocsIndex] = {}
 def _index_key(modules) -> dict:
     return {'version': _INDEX_VERSION, 'python': sys.version, 'modules': list(modules)}
 
+def _collect_docs_fresh(modules) -> list[dict]:
+    "`collect_docs(modules)` in a new Python process: the same docs whether asked from a script, the CLI or a notebook kernel."
+    code = ('import json, sys, warnings; warnings.simplefilter("ignore")\n'      # deprecation warnings of modules we merely import
+            'from codellm.tools.toolbox import collect_docs\n'
+            'sys.stdout.write(json.dumps(collect_docs(json.loads(sys.argv[1]))))')
+    r = subprocess.run([sys.executable, '-c', code, json.dumps(list(modules))], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise CodeLLMError(f"ERROR: COLLECTING THE DOCS FAILED ({(r.stderr.strip().splitlines() or ['?'])[-1][:120]})! Run: python -c 'import codellm.tools.toolbox'")
+    return json.loads(r.stdout)
+
 def build_docs_index(path=None, modules=DOC_MODULES) -> DocsIndex:
     "Collect the docstrings of `modules`, index them with BM25 and write the index as JSON to `path`."
     path = Path(path or processed_dir() / 'docs_index.json')
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')                 # deprecation warnings of modules we merely import
-        idx = DocsIndex(collect_docs(modules))
+    idx = DocsIndex(_collect_docs_fresh(modules))
     path.parent.mkdir(parents=True, exist_ok=True)
     docs = [{k: d[k] for k in ('name', 'signature', 'summary')} for d in idx.docs]   # the full docstrings live on in tfs
     tmp = path.with_suffix('.tmp')
