@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 from .core import CodeLLMError, Paths, DEVICES, get_device, seed_everything, data_not_found, checkpoint_not_found, read_data
-from .stage import Options, option, make_options
+from .stage import Options, option, make_options, flag_name
 from .checkpoint import save_checkpoint, unwrap
 from .data import TokenData
 
@@ -120,10 +120,10 @@ class TrainConfig:
     seed: int = option(1337, 'seeds the batches, dropout and a fresh model')
 
     def validate(self) -> 'TrainConfig':
+        flags = {f.name: flag_name(f) for f in fields(self)}
         for f in ('batch_size', 'grad_accum', 'num_epochs', 'steps_per_epoch', 'eval_every', 'eval_windows'):
             if getattr(self, f) <= 0:
-                flag = {'grad_accum': 'gradient-accumulation-steps'}.get(f, f.replace('_', '-'))
-                raise CodeLLMError(f"ERROR: --{flag} MUST BE POSITIVE (got {getattr(self, f)})! Run: codellm train with --{flag} 1 or more")
+                raise CodeLLMError(f"ERROR: {flags[f]} MUST BE POSITIVE (got {getattr(self, f)})! Run: codellm train with {flags[f]} 1 or more")
         if self.learning_rate <= 0: raise CodeLLMError(f"ERROR: --learning-rate MUST BE POSITIVE (got {self.learning_rate})! Run: codellm train --learning-rate 3e-4")
         if self.warmup_steps < 0: raise CodeLLMError("ERROR: --warmup-steps MUST NOT BE NEGATIVE! Run: codellm train --warmup-steps 0")
         return self
