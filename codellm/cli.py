@@ -28,7 +28,8 @@ def add_options(parser, cls, title: str | None = None):
     group = parser.add_argument_group(title) if title else parser
     for f in fields(cls):
         meta, t = f.metadata, _arg_type(f)
-        kw = dict(dest=f.name, default=None, help=f"{meta.get('help', '')} (default: {f.default})".strip())
+        text = meta.get('help', '')
+        kw = dict(dest=f.name, default=None, help=text if 'default' in text else f"{text} (default: {f.default})".strip())
         if meta.get('choices'): kw['choices'] = meta['choices']
         if t is bool: kw['action'] = argparse.BooleanOptionalAction
         elif isinstance(f.default, (tuple, list)): kw.update(nargs='+', type=str)
@@ -212,7 +213,8 @@ def run_pipeline(stages=None, model_size: str = 'tiny', paths: Paths | None = No
             if exp.after != name or ename not in wanted: continue
             t0 = time.perf_counter()
             log(f"== experiment ({st.title}): {exp.title}")
-            row = dict(stage=ename, title=exp.title, **_flat(check_row(exp.run(paths, make_options(exp.Options), progress=progress), ename)))
+            row = dict(stage=ename, title=exp.title)
+            row.update(_flat(check_row(exp.run(paths, make_options(exp.Options), progress=progress), ename)))
             row['seconds'] = round(time.perf_counter() - t0, 1)
             rows.append(row); _write_json(paths.results, rows)
     return rows

@@ -11,7 +11,7 @@ from codellm.cli import main
 from codellm.core import Paths, read_data
 from codellm.data import save_tokens
 from codellm.model import GPT, GPTConfig
-from codellm.stage import STAGES, Options, Stage, option, register_stage, result_row
+from codellm.stage import EXPERIMENTS, STAGES, Experiment, Options, Stage, option, register_experiment, register_stage, result_row
 from codellm.tokenizer import BPETokenizer
 
 T = 12          # tokens per sequence
@@ -95,12 +95,23 @@ class Toy(Stage):
                           ours=accuracy(ck.model, val), better='higher')
 
 
+@dataclass
+class MarginOptions(Options):
+    margins: tuple = option(('0', '1'), 'margins to compare')
+
+class ToyMargins(Experiment):
+    "A comparison of the toy chapter: no checkpoint, one result row."
+    name, title, after, Options = 'toy_margins', 'Margins compared', 'toy', MarginOptions
+    def run(self, paths, opts, progress=True):
+        return result_row(self.name, 'margins compared (count)', baseline=0, before=0, ours=len(opts.margins), better='higher')
+
+
 @pytest.fixture
 def toy(tmp_path):
     register_model_kind('toy_scorer', Scorer, lambda c: Scorer(GPTConfig.from_dict(c)), lambda m: m.config.to_dict())
-    register_stage(Toy)
+    register_stage(Toy); register_experiment(ToyMargins)
     yield Paths.of(tmp_path / 'data', tmp_path / 'models', tmp_path / 'raw')
-    STAGES.pop('toy'); MODEL_KINDS.pop('toy_scorer')
+    STAGES.pop('toy'); EXPERIMENTS.pop('toy_margins'); MODEL_KINDS.pop('toy_scorer')
 
 
 def run(capsys, *argv):
@@ -137,11 +148,15 @@ def test_toy_stage_end_to_end(toy, capsys):
     assert {k: row[k] for k in ('stage', 'baseline', 'better')} == {'stage': 'toy', 'baseline': 0.5, 'better': 'higher'}
     assert row['ours'] > row['before'] and row['ours'] >= 0.9                       # it learned the preference
 
-    code, out, err = run(capsys, 'pipeline', '--stages', 'toy', '--no-progress', *dirs)
+    code, out, err = run(capsys, 'experiment', 'toy_margins', '--margins', 0, 1, 2, *dirs)
+    assert code == 0 and json.loads(out)['ours'] == 3, err
+
+    code, out, err = run(capsys, 'pipeline', '--stages', 'toy_margins,toy', '--no-progress', *dirs)
     assert code == 0, err
     rows = json.loads(toy.results.read_text())
-    assert [r['stage'] for r in rows] == ['toy'] and rows[0]['ours'] >= 0.9
-    assert 'preferred scored higher' in out
+    assert [r['stage'] for r in rows] == ['toy', 'toy_margins'] and rows[0]['ours'] >= 0.9     # the experiment after its stage
+    assert rows[1]['title'] == 'Margins compared' and rows[1]['ours'] == 2
+    assert 'preferred scored higher' in out and 'margins compared' in out
 
 
 def test_unknown_and_misplaced_names(capsys):
