@@ -58,11 +58,10 @@ def _named(argv, command: str) -> str | None:
         if x.startswith('--stage='): return x.split('=', 1)[1]
     return None
 
-def _stage_options(p, command: str, argv, attr: str, title: str):
+def _stage_options(p, command: str, argv, stages: dict, attr: str):
     "Add the flags of the named stage's `attr` options (if the name is a stage; a wrong name is reported when the command runs)."
     name = _named(argv, command)
-    stages = load_stages()
-    if name in stages: add_options(p, getattr(stages[name], attr), title.format(name))
+    if name in stages: add_options(p, getattr(stages[name], attr), f'options of {name}')
 
 def build_parser(argv=None) -> argparse.ArgumentParser:
     from codellm.model import PRESETS, ARCHITECTURES
@@ -76,7 +75,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument('stage', help=f"one of: {', '.join(stages)}")
     p.add_argument('--seed', type=int, default=1337)
     _add_paths(p, raw=True)
-    _stage_options(p, 'prepare', argv, 'PrepareOptions', 'options of {}')
+    _stage_options(p, 'prepare', argv, stages, 'PrepareOptions')
 
     p = sub.add_parser('train', help='train a stage (writes models/<stage>_model_best.pth)')
     p.add_argument('--stage', required=True, help=f"one of: {', '.join(stages)}")
@@ -92,7 +91,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument('--resume', action='store_true', help='continue from models/<stage>_model_last.pth')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     _add_paths(p)
-    _stage_options(p, 'train', argv, 'TrainOptions', 'options of {}')
+    _stage_options(p, 'train', argv, stages, 'TrainOptions')
 
     p = sub.add_parser('generate', help="continue a prompt with a checkpoint (its stage's prompt template applied)")
     p.add_argument('--checkpoint', required=True)
@@ -109,7 +108,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument('--stage', required=True, help=f"one of: {', '.join(stages)}")
     p.add_argument('--checkpoint', default=None, help='default: models/<stage>_model_best.pth')
     _add_paths(p)
-    _stage_options(p, 'evaluate', argv, 'EvaluateOptions', 'options of {}')
+    _stage_options(p, 'evaluate', argv, stages, 'EvaluateOptions')
 
     p = sub.add_parser('experiment', help="run a chapter's comparison (e.g. staged_vs_joint); prints its result row as JSON")
     p.add_argument('name', help=f"one of: {', '.join(experiments) or 'none yet'}")

@@ -357,8 +357,7 @@ def train_stage(stage, paths: Paths | None = None, opts=None, checkpoint=None, m
     from codellm.checkpoint import load_checkpoint
     st = get_stage(stage) if isinstance(stage, str) else stage
     paths, name = paths or Paths.of(), st.name
-    if not paths.meta(name).is_file(): raise data_not_found(name, paths.meta(name))   # fail before loading any model
-    data_meta = read_data(paths.meta(name), name)
+    data_meta = read_data(paths.meta(name), name)   # missing or damaged: one line, before any model is loaded
     given = opts if isinstance(opts, dict) or opts is None else asdict(opts)
     state = None
     if resume:

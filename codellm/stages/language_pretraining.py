@@ -322,8 +322,9 @@ def evaluate_language(checkpoint, paths: Paths | None = None, n_samples: int = 3
     prompts = ['Once upon a time', 'One day, Tom', 'Lily and her dog'][:n_samples]
     samples = [p + complete(ck, p, max_new_tokens=max_new_tokens, temperature=0.8, top_k=50, seed=seed + i) for i, p in enumerate(prompts)]
     uni = unigram_baseline(tr, va, ck.tokenizer.vocab_size)
-    seed_everything(1337)                                   # before training: a fresh model of the same shape (as training starts)
-    fresh = eval_loss(type(ck.model)(ck.config), TokenData(va, block_size=ck.config.block_size), n=128, batch_size=16, device='cpu')
+    with torch.random.fork_rng():                           # before training: a fresh model of the same shape, seeded as training
+        torch.manual_seed(1337)                             # starts (the caller's random state is left as it was)
+        fresh = eval_loss(type(ck.model)(ck.config), TokenData(va, block_size=ck.config.block_size), n=128, batch_size=16, device='cpu')
     return result_row('language', 'val loss (nats/token)', baseline=uni, before=fresh, ours=loss, better='lower',
                       uniform=math.log(ck.tokenizer.vocab_size), perplexity=math.exp(loss), samples=samples)
 
