@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # bubblewrap: the stage-3 sandbox; shellcheck: stage-2 script checks; chromium: the book's browser test
-  apt-get install -y -qq --no-install-recommends bubblewrap shellcheck chromium chromium-driver >/dev/null
+  # bubblewrap: the stage-3 sandbox; shellcheck: stage-2 script checks; chromium: the book's browser test;
+  # wordnet-base, fortunes: stage 1's real English (WordNet's lexicon and sentences; the fortunes, held out)
+  apt-get install -y -qq --no-install-recommends bubblewrap shellcheck chromium chromium-driver wordnet-base fortunes >/dev/null
 fi
 PY=${PYTHON:-python3}
 if ! $PY -c 'import torch' 2>/dev/null; then

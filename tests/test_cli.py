@@ -28,7 +28,7 @@ def test_prepare_writes_processed_data(lang_data):
     for f in ('language_train.npy', 'language_val.npy', 'tokenizer.json', 'language_meta.json', 'language_sample.txt'):
         assert (lang_data / f).is_file(), f
     meta = json.loads((lang_data / 'language_meta.json').read_text())
-    assert meta['source'].startswith('generated stories')          # no TinyStories files in the temp raw dir
+    assert 'stories generated' in meta['source'] and 'TinyStories' not in meta['source']   # no TinyStories files in the temp raw dir
     ids = np.load(lang_data / 'language_train.npy')
     assert ids.ndim == 1 and ids.max() < meta['vocab_size'] and len(ids) == meta['train_tokens']
 
@@ -40,7 +40,7 @@ def test_prepare_reads_tinystories_files(tmp_path):
     (raw / 'TinyStoriesV2-GPT4-valid.txt').write_text('<|endoftext|>'.join(stories[100:]))
     r = codellm('prepare', 'language', '--raw-dir', raw, '--data-dir', out, '--vocab-size', 400, '--num-stories', 1000, check=True)
     meta = json.loads((out / 'language_meta.json').read_text())
-    assert meta['source'].startswith('TinyStories') and meta['train_docs'] == 100 and meta['val_docs'] == 20
+    assert 'TinyStories (TinyStoriesV2-GPT4-train.txt)' in meta['source'] and meta['heldout']['stories']['docs'] == 20   # its valid file
 
 def test_train_writes_checkpoints_and_learns(lang_model):
     m, res = lang_model
@@ -190,3 +190,9 @@ def test_moe_and_option_flags_train(lang_data, tmp_path):
                 '--steps-per-epoch', 3, *MICRO, check=True)
     ck = torch.load(tmp_path / 'language_model_best.pth', weights_only=True)
     assert (ck['config']['architecture'], ck['config']['pos'], ck['config']['norm']) == ('moe', 'learned', 'layernorm')
+
+def test_prepare_language_writes_heldout_sets_and_checks_mix(lang_data, tmp_path):
+    meta = json.loads((lang_data / 'language_meta.json').read_text())
+    for name in meta['heldout']: assert (lang_data / f'language_heldout_{name}.npy').is_file(), name
+    assert 'stories' in meta['heldout']                            # the generator's own new stories, always
+    assert_one_line_error(codellm('prepare', 'language', '--mix', 'stories:1,poems:2', '--data-dir', tmp_path), 'BAD --mix', '--mix')

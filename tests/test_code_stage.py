@@ -25,7 +25,7 @@ def test_prepare_code_writes_masked_data(stage2):
 
 def test_pairs_come_first_and_outweigh_the_scripts(stage2):
     "code_train.npy: pairs, then harvested scripts; training draws PAIR_SHARE of its windows from the pairs."
-    from codellm.stages.code_finetuning import code_train_data, PAIR_SHARE
+    from codellm.stages.code_finetuning import code_train_data, PAIR_SHARE, TEXT_SHARE
     from codellm.tokenizer import BPETokenizer
     from codellm.data import TokenData, MixedData
     d, m, meta = stage2
@@ -39,7 +39,8 @@ def test_pairs_come_first_and_outweigh_the_scripts(stage2):
     data = code_train_data(TokenData.from_npy(d / 'code_train.npy', 256, align_to_docs=True, eot_id=tok.eot_id), meta)
     if meta['scripts']:
         src = data.sample(4000, torch.Generator().manual_seed(0)) // MixedData._SHIFT
-        assert abs((src == 0).mean() - PAIR_SHARE) < 0.03
+        assert abs((src == 0).mean() - PAIR_SHARE * (1 - TEXT_SHARE if meta['text_tokens'] else 1)) < 0.03
+        if meta['text_tokens']: assert abs((src == 2).mean() - TEXT_SHARE) < 0.03
         b = data.batch(data.sample(8, torch.Generator().manual_seed(1)))
         x, y = b['x'], b['y']
         assert x.shape == y.shape == (8, 256) and (y != -100).any()
@@ -76,3 +77,45 @@ def test_data_from_another_tokenizer_is_refused(stage2, tmp_path):
     r = codellm('train', '--stage', 'language', '--checkpoint', m / 'language_model_best.pth', '--data-dir', other,
                 '--models-dir', tmp_path, '--steps-per-epoch', 1)
     assert_one_line_error(r, 'ANOTHER TOKENIZER', 'Run: codellm prepare language')
+
+
+
+def _fresh_data_dir(stage2, tmp_path):
+    d, m, _ = stage2
+    import shutil
+    d2 = tmp_path / 'd'; d2.mkdir()
+    for f in ('tokenizer.json', 'language_meta.json'): shutil.copy(d / f, d2 / f)
+    return d2, m
+
+
+def test_prepare_code_with_manuals(stage2, tmp_path):
+    "--manual-pairs/--manual-text: pairs from the pages beside the template pairs, the text after the scripts as its own source."
+    from codellm.stages.code_finetuning import code_train_data
+    from codellm.stages.manuals import man_files
+    from codellm.data import TokenData, MixedData
+    d2, m = _fresh_data_dir(stage2, tmp_path)
+    r = codellm('prepare', 'code', '--data-dir', d2, '--models-dir', m, '--manual-pairs', 200, '--manual-text', 300000,
+                '--n-pairs', 500, check=True)
+    meta = json.loads(r.stdout)
+    assert meta['manual_note'] and meta['pairs'] == 500 + meta['manual_pairs']
+    if not man_files():
+        assert meta['manual_pairs'] == 0 and meta['text_tokens'] == 0 and 'no manual pages' in meta['manual_note']
+        pytest.skip('no manual pages on this machine: the fallback was checked, the mix cannot be')
+    assert meta['manual_pairs'] == 200 and meta['manual_pair_stats']['commands'] >= 20 and 0 < meta['manual_text_bytes'] <= 300000
+    assert (d2 / 'code_manuals.json').is_file()                     # the harvest is cached beside the data
+    arr = np.load(d2 / 'code_train.npy')
+    assert arr[1][-meta['text_tokens']:].mean() > 0.9              # plain documents: trained on, like the scripts
+    tr = TokenData.from_npy(d2 / 'code_train.npy', 256, align_to_docs=True)
+    src = code_train_data(tr, meta, 0.95, 0.2).sample(4000, torch.Generator().manual_seed(0)) // MixedData._SHIFT
+    assert abs((src == 2).mean() - 0.2) < 0.03
+    src = code_train_data(tr, meta, 0.95, 0.0).sample(2000, torch.Generator().manual_seed(0)) // MixedData._SHIFT
+    assert (src == 2).sum() == 0                                    # --text-share 0: never drawn
+
+
+def test_prepare_code_without_manuals(stage2, tmp_path):
+    "--manual-pairs 0 --manual-text 0: no manual pairs, no text, no harvest."
+    d2, m = _fresh_data_dir(stage2, tmp_path)
+    r = codellm('prepare', 'code', '--data-dir', d2, '--models-dir', m, '--manual-pairs', 0, '--manual-text', 0, '--n-pairs', 500, check=True)
+    meta = json.loads(r.stdout)
+    assert meta['manual_pairs'] == 0 and meta['text_tokens'] == 0 and meta['manual_note'] == 'manual pages not used'
+    assert not (d2 / 'code_manuals.json').exists()

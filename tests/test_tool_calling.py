@@ -270,25 +270,149 @@ def test_stage_declares_the_contract():
     st = ToolCalling()
     assert (st.name, st.order, st.init_from, st.template, st.align_to_docs) == ('tool_calling', 3, 'code', CHAT_TEMPLATE, True)
     assert st.baseline_name and st.train_defaults['steps_per_epoch'] == 400
-    assert [f for f in st.PrepareOptions.__dataclass_fields__] == ['n_train', 'n_val', 'workers', 'checkpoint']
-    assert [f for f in st.EvaluateOptions.__dataclass_fields__] == ['n', 'seed', 'max_new_tokens', 'threads', 'baseline']
+    assert [f for f in st.PrepareOptions.__dataclass_fields__] == ['n_train', 'more', 'n_val', 'workers', 'checkpoint']
+    assert [f for f in st.EvaluateOptions.__dataclass_fields__] == ['n', 'seed', 'max_new_tokens', 'threads', 'baseline', 'own_words']
 
 
 def test_stage_evaluate_returns_the_result_row(tmp_path):
     paths = Paths.of(data_dir=tmp_path / 'data', models_dir=tmp_path)
     ck = _random_checkpoint(paths.best('tool_calling'))
     opts = ToolCalling.EvaluateOptions(n=3, max_new_tokens=4)
-    row = ToolCalling().evaluate(ck, paths, opts)                            # no code model in paths: no baseline
-    assert (row['stage'], row['metric'], row['better'], row['baseline'], row['before']) == \
-        ('tool_calling', 'tool selection accuracy', 'higher', None, None)
-    assert row['ours'] == row['tool_accuracy'] and row['n'] == 3 and 'baseline_metrics' not in row
-    _random_checkpoint(paths.best('code'))                                   # the stage-2 model is the default baseline
+    row = ToolCalling().evaluate(ck, paths, opts)                            # no code model in paths: no model before
+    assert (row['stage'], row['metric'], row['better'], row['before']) == ('tool_calling', 'tool selection accuracy', 'higher', None)
+    assert row['baseline'] == row['router_accuracy'][row['router']]           # the keyword router of 3c, on the same prompts
+    assert row['ours'] == row['tool_accuracy'] and row['n'] == 3 and 'before_metrics' not in row
+    assert row['own_words_n'] == 48 and 0 < row['own_words_baseline'] < 1 and 'copy_request_to_call' in row
+    _random_checkpoint(paths.best('code'))                                   # the stage-2 model is the default model before
     row = ToolCalling().evaluate(ck, paths, opts)
-    assert row['baseline'] == row['before'] == row['baseline_metrics']['ours'] == row['ours']   # the same weights score the same
-    assert set(row['baseline_metrics']) >= {'valid_calls', 'per_tool', 'n', 'seconds'} and 'before' not in row['baseline_metrics']
-    no = ToolCalling().evaluate(ck, paths, ToolCalling.EvaluateOptions(n=3, max_new_tokens=4, baseline='none'))
-    assert no['baseline'] is None and {k: no[k] for k in ('ours', 'valid_calls')} == {k: row[k] for k in ('ours', 'valid_calls')}
-    assert evaluate_tool_calling(ck, paths, n=3, max_new_tokens=4, baseline=str(ck))['baseline'] == row['ours']
+    assert row['before'] == row['before_metrics']['ours'] == row['ours']    # the same weights score the same
+    assert row['before_metrics']['own_words_tool_accuracy'] == row['own_words_tool_accuracy']
+    assert set(row['before_metrics']) >= {'valid_calls', 'per_tool', 'n', 'seconds'} and 'before' not in row['before_metrics']
+    no = ToolCalling().evaluate(ck, paths, ToolCalling.EvaluateOptions(n=3, max_new_tokens=4, baseline='none', own_words=False))
+    assert no['before'] is None and {k: no[k] for k in ('ours', 'valid_calls')} == {k: row[k] for k in ('ours', 'valid_calls')}
+    assert 'own_words_n' not in no
+    assert evaluate_tool_calling(ck, paths, n=3, max_new_tokens=4, baseline=str(ck), own_words=False)['before'] == row['ours']
+
+
+# ---------------------------------------------------------------- 3c: requests from many sources
+
+from codellm.stages.tool_requests import (OWN_WORDS, MORE_TASKS, own_words_prompts, training_requests, shared_word_runs,
+                                          wording_runs, pick_router, router_accuracy, NearestRouter, KeywordRouter,
+                                          keyword_rules, route_words, copy_probe, request_values, stdlib_functions,
+                                          seed_fault, FAULTS, doc_phrase, show_code)
+
+
+def test_own_words_answers_are_right():
+    "Every computation of the hand-written set has a reference program; running it in the sandbox prints the answer."
+    from codellm.tools.toolbox import call_tool
+    items = own_words_prompts()
+    assert Counter_tools(items) == {'execute_python': 16, 'search_docs': 16, 'analyze_code': 16}
+    for r in OWN_WORDS:
+        assert ('answer' in r) == (r['tool'] == 'execute_python'), r['prompt']
+        if r['tool'] == 'execute_python':
+            out = call_tool('execute_python', {'code': r['code'], 'timeout': 30})
+            assert [out['stdout'].strip()] == r['answer'], r['prompt']
+    assert len({r['prompt'] for r in items}) == 48
+
+
+def Counter_tools(items):
+    from collections import Counter
+    return dict(Counter(r['tool'] for r in items))
+
+
+def test_own_words_share_no_five_word_run_with_training():
+    own = [r['prompt'] for r in own_words_prompts()]
+    templates = [p for t in list(TASKS.values()) + list(MORE_TASKS.values()) for p in t.prompts]
+    drawn = [r['prompt'] for r in training_requests(4000, seed=1337)] + [r['prompt'] for r in training_requests(2000, seed=7)]
+    assert shared_word_runs(own, templates + drawn) == set()
+    assert shared_word_runs(['a b c d e'], ['x a b c d e']) == {('a', 'b', 'c', 'd', 'e')}      # the check can fail
+    assert wording_runs('Review `a b c d e f` now', 3) == set() and wording_runs('Add 3 and 4 to five', 3) == {('add', 'and', 'to'), ('and', 'to', 'five')}
+    assert not {p for t in TASKS.values() for p in t.heldout} & set(templates)          # 3.2's held-out paraphrases stay out
+
+
+def test_training_requests_mix_the_sources():
+    reqs = training_requests(1000, seed=3)
+    assert reqs == training_requests(1000, seed=3) and reqs != training_requests(1000, seed=4)
+    assert not any(is_heldout(r['values']) for r in reqs)                                # 3.2's value hash holds for all sources
+    more = [r for r in reqs if r['kind'] in MORE_TASKS]
+    assert len(more) == 500 and {r['tool'] for r in more} == set(TOOLS)
+    assert len({r['kind'] for r in more}) >= 20
+    for r in reqs: assert not validate_arguments(r['arguments'], TOOLS[r['tool']].definition['parameters']), r
+    assert sorted(map(str, training_requests(40, seed=2, more=0))) == sorted(map(str, sample_requests(40, seed=2)))
+
+
+def test_more_tasks_quote_real_results(monkeypatch):
+    "Conversations of 3c's tasks are built from real tool runs, and their truths agree with the sandbox."
+    from codellm.tools import sandbox
+    run_python = sandbox.run_python
+    monkeypatch.setattr(sandbox, 'run_python', lambda code, timeout=5.0, **kw: run_python(code, timeout=60, **kw))
+    reqs = [r for r in training_requests(400, seed=5) if r['kind'] in MORE_TASKS][:40]
+    convs, stats = build_conversations(reqs, workers=2)
+    assert stats['dropped_bad_result'] == 0 and len(convs) == len(reqs)
+    for c in convs:
+        t = MORE_TASKS[c['kind']]
+        if t.truth and c['tool'] == 'execute_python': assert answer_ok(c['response'], t.truth(c['values'])), c
+
+
+def test_stdlib_functions_and_seeded_faults():
+    fns = stdlib_functions()
+    assert len(fns) > 500 and fns == tuple(sorted(set(fns))) and all(len(f) <= 220 for f in fns)
+    import random
+    from codellm.tools.toolbox import analyze_code
+    expect = {'eval': 'Risky call: eval', 'os_system': 'Risky call: os.system', 'shell_true': 'Risky call: subprocess.run',
+              'pickle': 'Risky call: pickle.loads', 'undefined': 'Undefined name', 'unused': 'Unused variable', 'syntax': 'Syntax error'}
+    for i in (0, 50, 400):
+        for fault, text in expect.items():
+            code = seed_fault(fns[i], fault, random.Random(i))
+            assert text in summarize_findings(analyze_code(code)), (fault, code)
+    assert seed_fault(fns[0], 'none', random.Random(0)) == fns[0]
+    assert show_code('x = 1', random.Random(0)).strip().strip('`').strip() in ('x = 1', 'python\nx = 1')
+
+
+def test_doc_phrase():
+    assert doc_phrase('Split the pathname path into a pair, (head, tail).') == 'split the pathname path into a pair, (head, tail)'
+    assert doc_phrase('Shallow copy operation on arbitrary Python objects.') is None
+    assert doc_phrase('Return x.') is None and doc_phrase('') is None
+
+
+def test_router_is_a_real_baseline():
+    "Strong on the templated set (a real baseline), beaten by a model that routes every hand-written request right, and above a constant."
+    held, own = heldout_prompts(100), own_words_prompts()
+    name, router, acc = pick_router(held)
+    assert name in ('keywords', 'nearest') and acc[name] == max(acc.values()) >= 0.9
+    assert 1 / 3 + 0.1 < router_accuracy(router, own) < 1.0       # a perfect model beats it, a constant one does not
+    assert router_accuracy(lambda p: 'execute_python', own) == 0.333
+    reqs = training_requests(300, seed=0)
+    knn = NearestRouter(reqs, k=1)
+    assert router_accuracy(knn, reqs) == 1.0                          # its own training requests are their own nearest
+    rules = keyword_rules([dict(prompt='review this', tool='analyze_code')] * 5 + [dict(prompt='compute this', tool='execute_python')] * 5)
+    assert rules == {'review': 'analyze_code', 'compute': 'execute_python'}
+    assert KeywordRouter([dict(prompt='review this', tool='analyze_code')] * 5)('please review') == 'analyze_code'
+    assert route_words("Reverse 'abc' in `x = 1`, 42") == ['reverse', 'abc', 'in', '<num>', '<quote>', '<code>']
+
+
+def test_copy_probe_on_scripted_models():
+    assert request_values("What is the factorial of 12? And reverse 'abc', I'd say.") == ['abc', '12']
+    item = dict(prompt='What is the factorial of 12?', tool='execute_python')
+    def turn(code, answer):
+        ck = scripted(TOK, call('execute_python', code=code), answer + '<|end|>')
+        return chat_turn(ck, item['prompt'])
+    copier = copy_probe([item], [turn('import math\nprint(math.factorial(12))', '12! = 479001600.')])
+    other = copy_probe([item], [turn('import math\nprint(math.factorial(17))', '171 - 621 = 34.')])
+    assert (copier['copy_request_to_call'], copier['copy_result_to_answer']) == (1.0, 1.0)
+    assert (other['copy_request_to_call'], other['copy_result_to_answer']) == (0.0, 0.0)
+    none = copy_probe([dict(item, tool='search_docs')], [turn('print(12)', '12')])
+    assert none['copy_request_to_call'] is None and none['copy_calls'] == 0
+
+
+def test_span_copy_loss_of_a_model_that_cannot_copy():
+    import torch
+    from codellm.model import GPT, tiny_test_config
+    from codellm.testing import MockCheckpoint
+    from codellm.stages.tool_requests import span_copy_loss
+    torch.manual_seed(0)
+    loss = span_copy_loss(MockCheckpoint(GPT(tiny_test_config(vocab_size=TOK.vocab_size, block_size=256)).eval(), TOK), n=3)
+    assert set(loss) == {'first', 'second'} and abs(loss['first'] - loss['second']) < 0.3
 
 
 # ---------------------------------------------------------------- the command line

@@ -358,6 +358,9 @@ def test_bm25_index_is_generic():
     assert BM25Index(docs, tfs=idx.tfs).rank('dog cat') == idx.rank('dog cat')   # from cached term counts
     chunks = [{'text': d} for d in docs]                               # any document type, with its own tokens()
     assert BM25Index(chunks, tokens=lambda c: tokenize(c['text'])).rank('dog cat') == idx.rank('dog cat')
+    words = lambda s: s.lower().replace('.', '').split()                  # no stop words dropped, no stems
+    own = BM25Index(docs, tokens=words, query_tokens=words)               # queries tokenized like the documents
+    assert [i for i, _ in own.rank('the')] == [0] and own.rank('cat') == [(0, own.rank('cat')[0][1])]
 
 
 def test_docs_index_weights_fields_and_ties_by_name():

@@ -293,9 +293,10 @@ def mark_trained(tok: BPETokenizer, ids, mask, open_: str = '[[', close: str = '
 def build_conversations(requests: list[dict], workers: int = 4) -> tuple[list[dict], dict]:
     "Run each request's canonical call for real and write the reply from its result; drop results that contradict the truth."
     results, stats = run_tools([(r['tool'], r['arguments']) for r in requests], workers)
+    from codellm.stages.tool_requests import MORE_TASKS                  # the tasks of 3c: requests from many sources
     convs, bad = [], 0
     for req, res in zip(requests, results):
-        task = TASKS[req['kind']]
+        task = TASKS.get(req['kind']) or MORE_TASKS[req['kind']]
         conv = dict(req, result=res, result_text=result_view(req['tool'], res), response=task.reply(req['values'], res))
         if 'error' in res or (task.tool == 'execute_python' and task.truth and
                               res.get('stdout', '').strip() != task.truth(req['values'])[0]):
@@ -304,7 +305,7 @@ def build_conversations(requests: list[dict], workers: int = 4) -> tuple[list[di
     return convs, {**stats, 'dropped_bad_result': bad}
 
 def prepare_tool_calling(paths: Paths | None = None, checkpoint=None, n_train: int = 1800, n_val: int = 200,
-                         seed: int = 1337, workers: int = 4, verbose: bool = True) -> dict:
+                         seed: int = 1337, workers: int = 4, more: float = 0.5, verbose: bool = True) -> dict:
     "Write tool_calling_{train,val}.npy, _meta.json, _example.txt and tool_definitions.json under `paths.data`."
     paths = paths or Paths.of()
     paths.data.mkdir(parents=True, exist_ok=True)
@@ -314,7 +315,8 @@ def prepare_tool_calling(paths: Paths | None = None, checkpoint=None, n_train: i
                                            CodeLLMError(f"ERROR: CODE MODEL NOT FOUND: {ck}! Run: codellm train --stage code"))
     block = block or 256                                                 # stage 1's tokenizer alone: the tiny context
     n = n_train + n_val
-    requests = sample_requests(int(n * 1.05) + 10, seed=seed)           # spares for the few we drop
+    from codellm.stages.tool_requests import training_requests
+    requests = training_requests(int(n * 1.05) + 10, seed=seed, more=more)   # spares for the few we drop
     convs, stats = build_conversations(requests, workers)
     encoded, too_long = [], 0
     for c in convs:
@@ -332,7 +334,8 @@ def prepare_tool_calling(paths: Paths | None = None, checkpoint=None, n_train: i
         f.write('# Stage 3 training conversations (codellm prepare tool_calling). Trained tokens are marked [[...]] below.\n\n')
         for c, ids, mask in encoded[:6]:
             f.write(conversation_text(c) + '\n' + mark_trained(tok, ids, mask) + '\n\n')
-    meta = dict(stage='tool_calling', source='synthetic conversations (codellm.stages.tool_calling), tool results from real tool runs',
+    meta = dict(stage='tool_calling', source='synthetic conversations (codellm.stages.tool_calling, tool_requests), tool results from real tool runs',
+                more=more, kinds=len({c['kind'] for c, _, _ in encoded}),
                 train_examples=len(train), val_examples=len(val),
                 train_tokens=sum(lens[:n_train]), val_tokens=sum(lens[n_train:]),
                 tokens_per_example=dict(mean=round(float(np.mean(lens)), 1), max=max(lens)), block_size=block,
@@ -400,26 +403,32 @@ def chat_turn(ckpt, prompt: str, max_calls: int = 3, max_new_tokens: int = 128, 
 
 # %% ../../nbs/03_tool_calling.ipynb #f47adfe6
 def evaluate_tool_calling(checkpoint, paths: Paths | None = None, n: int = 100, seed: int = 0, baseline=True,
-                          max_new_tokens: int = 128, threads: int | None = 1, return_turns: bool = False) -> dict:
-    """Held-out prompts through `chat_turn`: valid calls, tool selection, arguments, end-to-end answers; and the same for
-    the baseline: a checkpoint, True for the code stage's best (`paths.best('code')`), or False for none."""
+                          max_new_tokens: int = 128, threads: int | None = 1, return_turns: bool = False,
+                          own_words: bool = True) -> dict:
+    """Held-out prompts through `chat_turn`, the templated ones and (`own_words`) the hand-written set of 3c: valid calls,
+    tool selection, arguments, end-to-end answers, copy rates. The row's baseline is 3c's keyword router; `before` is the
+    model before this stage: a checkpoint, True for the code stage's best (`paths.best('code')`), or False for none."""
     from codellm.checkpoint import load_checkpoint
+    from codellm.stages.tool_requests import own_words_prompts, own_words_metrics
     t0 = time.perf_counter()
     ck = load_checkpoint(checkpoint)
-    items = heldout_prompts(n, seed)
+    items, own = heldout_prompts(n, seed), own_words_prompts() if own_words else []
     with torch_threads(threads):                 # decoding a tiny model: one thread is fastest, and far faster on a busy machine
-        turns = [chat_turn(ck, it['prompt'], max_new_tokens=max_new_tokens) for it in items]
+        turns = [chat_turn(ck, it['prompt'], max_new_tokens=max_new_tokens) for it in items + own]
+    turns, own_turns = turns[:len(items)], turns[len(items):]
     if baseline is True: baseline = (paths or Paths.of()).best('code')
     b = None
     if baseline and Path(baseline).is_file():
-        b = evaluate_tool_calling(baseline, n=n, seed=seed, baseline=False, max_new_tokens=max_new_tokens, threads=threads)
-    # the stage-2 model, on the same prompts and loop, is both the baseline and the model before this stage (the same unit)
-    before = None if b is None else b['ours']
-    res = result_row('tool_calling', 'tool selection accuracy', baseline=before, before=before,
-                     better='higher', **score_turns(items, turns))
-    if b is not None: res['baseline_metrics'] = {k: v for k, v in b.items() if k not in ('stage', 'metric', 'better', 'baseline', 'before')}
+        b = evaluate_tool_calling(baseline, n=n, seed=seed, baseline=False, max_new_tokens=max_new_tokens, threads=threads,
+                                  own_words=own_words)
+    m = own_words_metrics(items, turns, own, own_turns)
+    res = result_row('tool_calling', 'tool selection accuracy', baseline=m['router_accuracy'][m['router']],
+                     before=None if b is None else b['ours'], better='higher', **score_turns(items, turns), **m)
+    if b is not None: res['before_metrics'] = {k: v for k, v in b.items() if k not in ('stage', 'metric', 'better', 'baseline', 'before')}
     res['seconds'] = round(time.perf_counter() - t0, 1)
-    if return_turns: res['turns'] = [dict(t, expected_tool=it['tool'], answer=it['answer']) for it, t in zip(items, turns)]
+    if return_turns:
+        res['turns'], res['own_words_turns'] = ([dict(t, expected_tool=it['tool'], answer=it['answer']) for it, t in zip(i, ts)]
+                                                for i, ts in ((items, turns), (own, own_turns)))
     return res
 
 # %% ../../nbs/03_tool_calling.ipynb #ffde8cb1
@@ -454,6 +463,7 @@ def score_turns(items: list[dict], turns: list[dict]) -> dict:
 @dataclass
 class ToolCallingPrepareOptions(Options):
     n_train: int = option(1800, 'training conversations')
+    more: float = option(0.5, "share of the requests from 3c's sources (docs corpus, stdlib code, composed wording); 0: 3.2's templates only")
     n_val: int = option(200, 'validation conversations')
     workers: int = option(4, 'threads running the sandbox calls (each mostly waits on its process)')
     checkpoint: str | None = option(None, "the checkpoint whose tokenizer and context the data is made for (None: the code stage's best)")
@@ -464,13 +474,14 @@ class ToolCallingEvaluateOptions(Options):
     seed: int = option(0, 'which held-out prompts')
     max_new_tokens: int = option(128, 'tokens per generation (a call or the answer)')
     threads: int = option(1, 'torch threads while decoding (1 is fastest for small models)')
-    baseline: str | None = option(None, "checkpoint to compare with on the same prompts (None: the code stage's best; 'none': no baseline)")
+    baseline: str | None = option(None, "the model before, on the same prompts (None: the code stage's best; 'none': none)")
+    own_words: bool = option(True, "also the hand-written held-out set of 3c (48 requests)")
 
 @register_stage
 class ToolCalling(Stage):
     "Stage 3: the code model learns to call tools; a chat loop runs the calls and feeds the results back."
     name, title, order, init_from = 'tool_calling', 'Tool calling', 3, 'code'
-    template, baseline_name = CHAT_TEMPLATE, 'the stage-2 code model (same prompts, same chat loop)'
+    template, baseline_name = CHAT_TEMPLATE, 'a keyword router (3c: keyword rules or BM25 nearest neighbours over the training requests)'
     align_to_docs = True
     PrepareOptions, EvaluateOptions = ToolCallingPrepareOptions, ToolCallingEvaluateOptions
     train_defaults = dict(batch_size=16, learning_rate=3e-3, min_lr_ratio=0.3, warmup_steps=20, num_epochs=1,

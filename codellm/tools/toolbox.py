@@ -99,10 +99,10 @@ def doc_tokens(d: dict) -> list[str]:
 
 # %% ../../nbs/03b_tools.ipynb #575b521b
 class BM25Index:
-    "Okapi BM25 over documents of any kind, with an inverted index; `tokens(doc)` makes a document's bag of words."
+    "Okapi BM25 over documents of any kind, with an inverted index; `tokens(doc)` makes a document's bag of words, `query_tokens(query)` a query's."
     def __init__(self, docs: list, tfs: list[dict] | None = None, k1: float = 1.2, b: float = 0.75,
-                 tokens: Callable[..., list[str]] = tokenize):
-        self.docs, self.k1, self.b = docs, k1, b
+                 tokens: Callable[..., list[str]] = tokenize, query_tokens: Callable[[str], list[str]] = tokenize):
+        self.docs, self.k1, self.b, self.query_tokens = docs, k1, b, query_tokens
         self.tfs = tfs if tfs is not None else [dict(Counter(tokens(d))) for d in docs]        # term counts per document
         self.lens = [sum(tf.values()) for tf in self.tfs]
         self.avgdl = sum(self.lens) / max(len(self.lens), 1)
@@ -115,7 +115,7 @@ class BM25Index:
     def term_scores(self, query: str) -> dict[int, dict[str, float]]:
         "For every document sharing a token with `query`: each token's contribution to its score."
         out = defaultdict(dict)
-        for t in dict.fromkeys(tokenize(query)):
+        for t in dict.fromkeys(self.query_tokens(query)):
             for i, f in self.postings.get(t, []):
                 norm = self.k1 * (1 - self.b + self.b * self.lens[i] / self.avgdl)
                 out[i][t] = self.idf[t] * f * (self.k1 + 1) / (f + norm)
