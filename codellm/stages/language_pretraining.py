@@ -280,10 +280,10 @@ def story_words(lex: Lexicon, seed: int = 0, per_kind: int = 400) -> StoryWords:
     the kind it is mostly used as), and a glossary of their definitions. Falls back to the built-in words without WordNet."""
     if not len(lex): return BUILTIN_WORDS
     r, B = random.Random(seed), BUILTIN_WORDS
+    best = {}                                          # word -> (the kind it is mostly used as, its count)
+    for (w, k), c in lex.counts.items():
+        if c > best.get(w, (None, 0))[1]: best[w] = (k, c)
     def kind_words(kind, n=per_kind):                  # only words whose most frequent sense is of this kind ('head' is not an animal)
-        best = {}
-        for (w, k), c in lex.counts.items():
-            if c > best.get(w, (None, 0))[1]: best[w] = (k, c)
         return [w for w in lex.words(kind) if best.get(w, (kind,))[0] == kind][:n]
     animals, things, foods = kind_words('noun.animal'), kind_words('noun.artifact'), kind_words('noun.food')
     rooms = [w for w in things if re.search(r'\b(building|room|place where|establishment|shop|store|structure)\b', lex.sense(w, 'noun.artifact').gloss)]
