@@ -121,7 +121,7 @@ def code_train_data(data: TokenData, meta: dict, pair_share: float = PAIR_SHARE,
 # %% ../../nbs/02_code_finetuning.ipynb #faa60273
 def evaluate_code(checkpoint, paths: Paths | None = None, n: int = 40, seed: int = 0, baseline: bool = True,
                   shellcheck: bool = True, max_new_tokens: int = 230) -> dict:
-    "bash -n pass rate (and more) on held-out tasks, before (stage 1) vs after; story loss before vs after (forgetting)."
+    "bash -n pass rate (and more) on held-out tasks, before (stage 1) vs after; stage-1 validation loss before vs after (forgetting)."
     paths = paths or Paths.of()
     after = script_quality(checkpoint, n=n, seed=seed, shellcheck=shellcheck, max_new_tokens=max_new_tokens)
     row = result_row('code', 'bash -n pass rate, held-out tasks', baseline=None, before=None, ours=after['bash_ok'], better='higher',
@@ -171,7 +171,7 @@ def script_quality(checkpoint, n: int = 40, seed: int = 0, shellcheck: bool = Tr
                 examples=[dict(task=p.task, script=s, bash_ok=c['bash_ok'], needs=list(p.commands)) for p, s, c in list(zip(pairs, scripts, checks))[:5]])
 
 def story_loss(checkpoint, paths: Paths | None = None, windows: int = 96) -> float:
-    "Validation loss of a checkpoint on stage 1's stories (to watch forgetting)."
+    "Validation loss of a checkpoint on stage 1's validation split, its stories and WordNet sentences (to watch forgetting)."
     from codellm.checkpoint import load_checkpoint
     from codellm.training import eval_loss
     ids = read_data((paths or Paths.of()).val('language'))

@@ -515,6 +515,6 @@ class Language(Stage):
     name, title, order = 'language', 'Language pretraining (stories and real sentences)', 1
     template, baseline_name = '<|endoftext|>{prompt}', 'bigram model (absolute discounting)'
     PrepareOptions, EvaluateOptions = LanguagePrepareOptions, LanguageEvaluateOptions
-    train_defaults = dict(batch_size=16, learning_rate=2e-3, warmup_steps=30, num_epochs=1, steps_per_epoch=600, eval_every=200)
+    train_defaults = dict(batch_size=16, learning_rate=4e-3, warmup_steps=30, num_epochs=1, steps_per_epoch=600, eval_every=200)
     def prepare(self, paths, opts, seed=1337, verbose=True): return prepare_language(paths, seed=seed, verbose=verbose, **asdict(opts))
     def evaluate(self, checkpoint, paths, opts): return evaluate_language(checkpoint, paths, **asdict(opts))

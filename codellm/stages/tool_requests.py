@@ -7,9 +7,9 @@ Docs: https://codellm.github.io/codellm/tool_requests.html.md"""
 # %% auto #0
 __all__ = ['OWN_WORDS', 'MORE', 'PY', 'COMPUTE_TASKS', 'DOC_VERBS', 'DOCS_MORE', 'FAULTS', 'REVIEW_MORE', 'RUN_MORE',
            'MORE_TASKS', 'own_words_prompts', 'ordinal', 'and_list', 'corpus_words', 'doc_phrase', 'doc_entries',
-           'stdlib_functions', 'seed_fault', 'show_code', 'more_request', 'training_requests', 'wording_runs',
-           'shared_word_runs', 'route_words', 'keyword_rules', 'KeywordRouter', 'NearestRouter', 'router_accuracy',
-           'pick_router', 'request_values', 'copy_probe', 'span_copy_loss', 'own_words_metrics']
+           'stdlib_functions', 'seed_fault', 'show_code', 'more_request', 'training_requests', 'prose', 'route_words',
+           'keyword_rules', 'KeywordRouter', 'NearestRouter', 'router_accuracy', 'pick_router', 'request_values',
+           'copy_probe', 'span_copy_loss', 'own_words_metrics']
 
 # %% ../../nbs/03c_tool_requests.ipynb #734a2cdf
 import ast, random, re, sysconfig
@@ -203,15 +203,11 @@ def training_requests(n: int, seed: int = 0, more: float = 0.5) -> list[dict]:
 
 
 # %% ../../nbs/03c_tool_requests.ipynb #63176465
-def wording_runs(text: str, k: int = 5) -> set[tuple[str, ...]]:
-    "The runs of `k` consecutive words of `text`: lower-case letters only, code spans and numbers left out."
-    words = re.findall(r"[a-z]+", re.sub(r'```.*?```|`[^`]*`', ' ', text, flags=re.S).lower())
-    return {tuple(words[i:i + k]) for i in range(len(words) - k + 1)}
+from .manuals import shared_runs   # stage 2's test of wording: k-word runs (bash_data.word_runs) shared with training
 
-def shared_word_runs(heldout: list[str], training: list[str], k: int = 5) -> set[tuple[str, ...]]:
-    "The runs of `k` words that some held-out text shares with some training text."
-    train = set().union(*(wording_runs(t, k) for t in training))
-    return set().union(*(wording_runs(h, k) for h in heldout)) & train
+def prose(text: str) -> str:
+    "A request's words without its code spans and numbers: what two requests' wording is compared by."
+    return re.sub(r'\d+', ' ', re.sub(r'```.*?```|`[^`]*`', ' ', text, flags=re.S))
 
 
 # %% ../../nbs/03c_tool_requests.ipynb #5e706c60
