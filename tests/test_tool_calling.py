@@ -296,8 +296,10 @@ def test_stage_evaluate_returns_the_result_row(tmp_path):
 
 # ---------------------------------------------------------------- 3c: requests from many sources
 
-from codellm.stages.tool_requests import (OWN_WORDS, MORE_TASKS, own_words_prompts, training_requests, shared_word_runs,
-                                          wording_runs, pick_router, router_accuracy, NearestRouter, KeywordRouter,
+from codellm.stages.manuals import shared_runs
+from codellm.stages.bash_data import word_runs
+from codellm.stages.tool_requests import (OWN_WORDS, MORE_TASKS, own_words_prompts, training_requests, prose,
+                                          pick_router, router_accuracy, NearestRouter, KeywordRouter,
                                           keyword_rules, route_words, copy_probe, request_values, stdlib_functions,
                                           seed_fault, FAULTS, doc_phrase, show_code)
 
@@ -324,9 +326,9 @@ def test_own_words_share_no_five_word_run_with_training():
     own = [r['prompt'] for r in own_words_prompts()]
     templates = [p for t in list(TASKS.values()) + list(MORE_TASKS.values()) for p in t.prompts]
     drawn = [r['prompt'] for r in training_requests(4000, seed=1337)] + [r['prompt'] for r in training_requests(2000, seed=7)]
-    assert shared_word_runs(own, templates + drawn) == set()
-    assert shared_word_runs(['a b c d e'], ['x a b c d e']) == {('a', 'b', 'c', 'd', 'e')}      # the check can fail
-    assert wording_runs('Review `a b c d e f` now', 3) == set() and wording_runs('Add 3 and 4 to five', 3) == {('add', 'and', 'to'), ('and', 'to', 'five')}
+    assert shared_runs([prose(p) for p in own], [prose(p) for p in templates + drawn]) == {}
+    assert shared_runs(['a b c d e'], ['x a b c d e']) == {'a b c d e': [('a', 'b', 'c', 'd', 'e')]}      # the check can fail
+    assert word_runs(prose('Review `a b c d e f` now'), 3) == set() and word_runs(prose('Add 3 and 4 to five'), 3) == {('add', 'and', 'to'), ('and', 'to', 'five')}
     assert not {p for t in TASKS.values() for p in t.heldout} & set(templates)          # 3.2's held-out paraphrases stay out
 
 
