@@ -8,7 +8,7 @@
 import argparse, json, os, sys, time
 from pathlib import Path
 
-SECTIONS = ('training', 'generation', 'memory', 'tokenizer')
+SECTIONS = ('training', 'generation', 'memory', 'tokenizer', 'rollouts')
 DEFAULT_OUT = Path(__file__).resolve().parent / 'results' / 'latest.json'
 
 
@@ -76,6 +76,10 @@ def run(a, log=print) -> dict:
         from .tokenization import bench_tokenizer
         load['tokenizer'] = load_average()
         res['tokenizer'] = bench_tokenizer(a.text_mb or (0.3 if a.quick else 2.0), repeats=max(1, min(repeats, 3)), log=log)
+    if 'rollouts' in only:
+        from .rollouts import bench_rollouts
+        load['rollouts'] = load_average()
+        res['rollouts'] = bench_rollouts('tiny', repeats=repeats, log=log)
     res['meta'].update(load_avg_end=load_average(), load_avg_per_section=load, seconds=round(time.perf_counter() - t0, 1))
     res['targets'] = targets(res)
     return res
@@ -95,6 +99,10 @@ def targets(res: dict) -> list[dict]:
         g = res['generation']
         out.append(dict(name='generation: KV cache / no cache, 256 tokens', value=round(g['cache_speedup'], 3),
                         target=g['cache_target'], met=g['meets_target']))
+    if 'rollouts' in res:
+        r = res['rollouts']
+        out.append(dict(name='PPO rollouts: 32 prompts batched (KV cache) / one at a time', value=round(r['speedup'], 3),
+                        target=r['target'], met=r['meets_target']))
     return out
 
 

@@ -28,6 +28,11 @@ def table(res: dict) -> str:
         for r in g['results']: out.append(f"  {r['impl']:22}{_fmt(r['tokens_per_s'], 1):>10}")
         out.append(f"  KV cache speedup {g['cache_speedup']:.2f}x (target >= {g['cache_target']}x: {'ok' if g['meets_target'] else 'MISS'}); "
                    f"vs transformers generate {g['vs_transformers']:.2f}x; cached == uncached tokens: {g['cached_equals_uncached']}")
+    if 'rollouts' in res:
+        g = res['rollouts']; s = g['settings']
+        out.append(f"\nPPO rollouts, {s['preset']}, {s['batch']} prompts x ({s['prompt_tokens']}+{s['new_tokens']} tokens), sampled, fp32 (new tokens/s)")
+        for r in g['results']: out.append(f"  {r['impl']:22}{_fmt(r['tokens_per_s'], 1):>10}")
+        out.append(f"  batched speedup {g['speedup']:.2f}x (target >= {g['target']}x: {'ok' if g['meets_target'] else 'MISS'})")
     if 'memory' in res and 'results' in res['memory']:
         out.append("\nPeak memory (MB, fresh process; workload = peak - after-imports baseline)")
         out.append(f"{'task':10}{'preset':8}{'precision':11}{'impl':22}{'peak':>8}{'workload':>10}")

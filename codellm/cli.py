@@ -194,12 +194,14 @@ def run_pipeline(stages=None, model_size: str = 'tiny', paths: Paths | None = No
     for s in wanted:                                           # unknown names fail before any work
         if s not in exps: get_stage(s)
     paths.models.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, prepared = [], set()
     for name, st in all_stages.items():
         if name in wanted:
             t0 = time.perf_counter()
             log(f"== stage {st.order:g}: {st.title}")
-            if type(st).prepare is not Stage.prepare: st.prepare(paths, make_options(st.PrepareOptions), verbose=progress)
+            prep = all_stages.get(st.data_stage or name, st)            # the stage whose data this one trains on ...
+            if type(prep).prepare is not Stage.prepare and prep.name not in prepared:   # ... prepared once per run
+                prep.prepare(paths, make_options(prep.PrepareOptions), verbose=progress); prepared.add(prep.name)
             run = {}
             if st.trains:
                 run = st.train(paths, make_options(st.TrainOptions), progress=progress,

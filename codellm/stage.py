@@ -60,6 +60,7 @@ class Stage:
     title: ClassVar[str] = ''                 # for tables and the book
     order: ClassVar[float] = 0                # position in the curriculum (1 = language pretraining)
     init_from: ClassVar[str | None] = None    # stage whose best checkpoint is the default --checkpoint (None: a fresh model)
+    data_stage: ClassVar[str | None] = None   # stage whose prepared data this one trains on (None: its own; e.g. the reward model reads rlhf's pairs)
     template: ClassVar[str] = '{prompt}'      # prompt template stored in checkpoints; generation applies it
     baseline_name: ClassVar[str] = ''         # the simple method the evaluation compares with
     trains: ClassVar[bool] = True             # False: nothing to train (e.g. a stage that only uses earlier models)
@@ -70,6 +71,7 @@ class Stage:
     EvaluateOptions: ClassVar[type] = Options # flags of `codellm evaluate --stage <name>`
 
     def prepare(self, paths: Paths, opts, seed: int = 1337, verbose: bool = True) -> dict:
+        if self.data_stage: raise CodeLLMError(f"ERROR: STAGE '{self.name}' TRAINS ON THE DATA OF '{self.data_stage}'! Run: codellm prepare {self.data_stage}")
         raise CodeLLMError(f"ERROR: STAGE '{self.name}' HAS NO DATA TO PREPARE! Run: codellm train --stage {self.name}")
 
     def train(self, paths: Paths, opts=None, **kw) -> dict:

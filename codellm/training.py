@@ -357,7 +357,8 @@ def train_stage(stage, paths: Paths | None = None, opts=None, checkpoint=None, m
     from codellm.checkpoint import load_checkpoint
     st = get_stage(stage) if isinstance(stage, str) else stage
     paths, name = paths or Paths.of(), st.name
-    data_meta = read_data(paths.meta(name), name)   # missing or damaged: one line, before any model is loaded
+    data = st.data_stage or name                    # the stage whose `codellm prepare` wrote the data
+    data_meta = read_data(paths.meta(data), data)   # missing or damaged: one line, before any model is loaded
     given = opts if isinstance(opts, dict) or opts is None else asdict(opts)
     state = None
     if resume:
@@ -375,7 +376,7 @@ def train_stage(stage, paths: Paths | None = None, opts=None, checkpoint=None, m
         model, tok = _start(st, paths, checkpoint, model_size, architecture, norm, pos, block_size, cfg.seed)
         model = st.model_for(model, tok, opts)
     if data_meta.get('tokenizer') != tok.fingerprint():
-        raise CodeLLMError(f"ERROR: {paths.train(name)} WAS TOKENIZED WITH ANOTHER TOKENIZER THAN THE MODEL'S! Run: codellm prepare {name}")
+        raise CodeLLMError(f"ERROR: THE {data.upper()} DATA IN {paths.data} WAS TOKENIZED WITH ANOTHER TOKENIZER THAN THE MODEL'S! Run: codellm prepare {data}")
     mcfg = getattr(model, 'config', None)
     if gradient_checkpointing is not None and mcfg is not None: mcfg.gradient_checkpointing = gradient_checkpointing
     train, val = st.load_data(paths, tok, mcfg.block_size if mcfg is not None else (block_size or 256), data_meta, opts)

@@ -21,10 +21,11 @@ from .code_judge import judge, bash_lines, bash_rule_findings, python_rule_findi
 
 # %% auto #0
 __all__ = ['SPLITS', 'HARD_TOPICS', 'HARD_TEMPLATES', 'PY_TASKS', 'HARD_TASKS', 'PY_TASK_SHARE', 'PY_FRAMES', 'FLAWS', 'DRESS',
-           'CUES', 'TWO_FLAWS', 'SYNTAX', 'MAX_CHARS', 'RISKY_WORDS', 'bash_requests', 'stdlib_requests',
-           'python_requests', 'flaw', 'comment_lines', 'add_comments', 'Cues', 'dress', 'preference_reason',
-           'make_pair', 'make_preferences', 'keyword_hits', 'length_baseline', 'keyword_baseline', 'judge_accuracy',
-           'cue_shares', 'encode_preferences', 'write_preferences', 'read_preferences', 'read_pairs_jsonl']
+           'CUES', 'TWO_FLAWS', 'SYNTAX', 'MAX_CHARS', 'NO_CODE', 'STUB_PROSE', 'RISKY_WORDS', 'bash_requests',
+           'stdlib_requests', 'python_requests', 'flaw', 'comment_lines', 'add_comments', 'Cues', 'dress',
+           'preference_reason', 'make_pair', 'no_code_stub', 'make_stub_pair', 'make_preferences', 'keyword_hits',
+           'length_baseline', 'keyword_baseline', 'judge_accuracy', 'cue_shares', 'encode_preferences',
+           'write_preferences', 'read_preferences', 'read_pairs_jsonl']
 
 # %% ../../nbs/04b_preferences.ipynb #07b7955f
 SPLITS = ('train', 'val', 'hard')
@@ -539,6 +540,35 @@ def make_pair(request: dict, r: random.Random, cues: Cues = Cues(), max_chars: i
                         reason=preference_reason(jc, jr), judge_chosen=jc['score'], judge_rejected=jr['score'])
     return None
 
+# %% ../../nbs/04b_preferences.ipynb #3a2c9cbc
+NO_CODE = 0.06       # share of the pairs whose rejected answer has no code at all
+STUB_PROSE = ('Here is the script.', 'Sure, I can help with that.', 'You can do this with a short loop over the files.',
+              'This is a good use for a small helper function.', 'Done.', 'See the manual page for the details.')
+
+def no_code_stub(code: str, r: random.Random) -> str:
+    "An answer that stops before its code starts: nothing, a line of prose, its leading comment lines, or its first line cut short."
+    lines = _lines(code)
+    lead = []
+    for l in lines:
+        if l.strip() and not l.startswith('#'): break
+        lead.append(l)
+    kind = r.randrange(4)
+    if kind == 1: return r.choice(STUB_PROSE) + '\n'
+    if kind == 2 and lead: return _text(lead)
+    if kind == 3: return lines[0][:r.randint(1, max(1, len(lines[0]) - 1))]
+    return ''
+
+def make_stub_pair(request: dict, r: random.Random, cues: Cues = Cues()) -> dict | None:
+    "A pair whose rejected answer is a stub with no code (the judge's `no_code`) and whose chosen one is the dressed clean answer."
+    lang, prompt, clean = request['language'], request['prompt'], request['clean']
+    good, _ = dress(clean, clean, lang, r, cues)
+    bad = no_code_stub(clean, r)
+    jc, jr = judge(prompt, good, shellcheck=False), judge(prompt, bad, shellcheck=False)
+    if 'no_code' not in {f['rule'] for f in jr['findings']}: bad, jr = '', judge(prompt, '', shellcheck=False)   # a cut line that still parses as code
+    if jc['score'] < 1.0 or len(prompt) + len(good) > MAX_CHARS: return None
+    return dict(prompt=prompt, chosen=good, rejected=bad, language=lang, kind=request['kind'], flaws=['no_code'],
+                reason=preference_reason(jc, jr), judge_chosen=jc['score'], judge_rejected=jr['score'])
+
 # %% ../../nbs/04b_preferences.ipynb #54c4d5e7
 def make_preferences(n_train: int = 2000, n_val: int = 200, n_hard: int = 200, seed: int = 1337) -> dict[str, list[dict]]:
     "The three splits {train, val, hard} of preference pairs, half bash and half Python (as far as pairs take), deterministic in `seed`; no request of val or hard is one of train."
@@ -549,7 +579,9 @@ def make_preferences(n_train: int = 2000, n_val: int = 200, n_hard: int = 200, s
             got = 0
             for req in requests(split, 2 * k + 10, seed):
                 if got == k: break
-                if req['prompt'] in train_prompts or (p := make_pair(req, r, CUES[split])) is None: continue
+                if req['prompt'] in train_prompts: continue
+                make = make_stub_pair if r.random() < NO_CODE else make_pair
+                if (p := make(req, r, CUES[split])) is None: continue
                 pairs.append(dict(p, split=split)); got += 1
         r.shuffle(pairs)
         if split == 'train': train_prompts = {p['prompt'] for p in pairs}
