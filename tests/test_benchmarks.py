@@ -115,3 +115,13 @@ def test_profile_groups():
         assert [t['self_ms'] for t in shown[kind]['top']] == [round(t['self_ms'], 1) for t in r[kind]['top']]
     assert {k: v for k, v in shown.items() if k not in ('codellm', 'transformers')} == \
         {k: v for k, v in r.items() if k not in ('codellm', 'transformers')}
+
+
+def test_rollouts_shape():
+    from benchmarks.rollouts import bench_rollouts
+    r = bench_rollouts('tiny', batch=3, new_tokens=4, prompt_len=5, repeats=2, log=lambda *a: None)
+    assert [x['impl'] for x in r['results']] == ['batched_kv_cache', 'one_prompt_at_a_time']
+    assert all(x['tokens_per_s'] > 0 and len(x['tokens_per_s_runs']) == 2 for x in r['results'])
+    b, one = (x['tokens_per_s_runs'] for x in r['results'])
+    assert within_rounding(r['speedup'], b, one, 0.05) and r['target'] == 4.0 and r['meets_target'] == (r['speedup'] >= 4.0)
+    assert r['settings']['batch'] == 3 and r['settings']['new_tokens'] == 4

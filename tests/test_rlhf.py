@@ -83,8 +83,13 @@ def test_policy_methods_run_and_write_the_guides_file(stage4, method):
     assert res['stage'] == 'rlhf' and res['steps'] == 1 and Path(res['best_path']).name == 'rlhf_model_best.pth'
     assert (Path(m) / 'rlhf_reference.pth').is_file()
     log = json.loads((Path(m) / 'rlhf_train_log.json').read_text())
-    assert len(log['history']['eval']) == 1 and {'judge_score', 'kl', 'findings', 'validity'} <= set(log['history']['eval'][0])
+    assert [e["step"] for e in log["history"]["eval"]] == [0, 1] and {'judge_score', 'kl', 'findings', 'validity'} <= set(log['history']['eval'][0])
     if method != 'dpo': assert {'reward', 'kl', 'entropy', 'length', 'clipfrac', 'vf_loss'} <= set(log['history']['rl'][0])
+    if method == 'ppo':     # resume: the saved options (reference, reward model) and the value head come back
+        r = codellm('train', '--stage', 'rlhf', *dirs, '--resume', '--num-epochs', 2, '--no-progress', check=True)
+        assert json.loads(r.stdout)['steps'] == 2
+        log = json.loads((Path(m) / 'rlhf_train_log.json').read_text())
+        assert [x['step'] for x in log['history']['rl']] == [1, 2]
 
 
 def test_policy_evaluation_row(stage4):

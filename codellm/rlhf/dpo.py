@@ -55,7 +55,7 @@ class DPOLoss:
 class DPOTrainer(Trainer):
     "DPO through the shared `Trainer`; validation = the held-out judge score within the KL budget, as for PPO and GRPO."
     def __init__(self, policy, train, eval_prompts: list[str], cfg, callbacks=(), ref=None, beta: float = 0.1,
-                 tokenizer=None, kl_budget: float = 8.0, eval_new_tokens: int = 160, template: str = CHAT_TEMPLATE, name: str = 'rlhf'):
+                 tokenizer=None, kl_budget: float = 10.0, eval_new_tokens: int = 160, template: str = CHAT_TEMPLATE, name: str = 'rlhf'):
         self.ref = ref
         super().__init__(policy, train, eval_prompts, cfg, callbacks, loss_fn=DPOLoss(ref, beta, tokenizer.special('<|assistant|>')), name=name)
         self.ref.to(self.device)
@@ -63,8 +63,17 @@ class DPOTrainer(Trainer):
         self.history['eval'] = []
 
 @patch
+def fit(self: DPOTrainer, resume: dict | None = None) -> dict:
+    "As `RLTrainer.fit`: the starting policy is evaluated first and is a candidate for the best checkpoint."
+    if resume is None and self.step == 0: self._run_eval()
+    return Trainer.fit(self, resume)
+
+@patch
 def evaluate(self: DPOTrainer, data=None, max_windows=None) -> float:
     "Minus the held-out judge score, plus 1000 over the KL budget (lower is better, as the `Trainer` expects)."
-    ev = evaluate_policy(self.model, self.tok, data or self.val_data, self.ref, None, self.eval_new_tokens, template=self.template)
-    self.history['eval'].append(dict(step=self.step, **ev))
+    h = self.history['eval']
+    if data is None and h and h[-1]['step'] == self.step: ev = h[-1]          # this step's policy is already evaluated
+    else:
+        ev = evaluate_policy(self.model, self.tok, data or self.val_data, self.ref, None, self.eval_new_tokens, template=self.template)
+        h.append(ev := dict(step=self.step, **ev))
     return -ev['judge_score'] + (1000.0 if ev['kl'] > self.kl_budget else 0.0)

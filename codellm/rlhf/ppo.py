@@ -165,8 +165,8 @@ class RLConfig:
     temperature: float = 1.0         # sampling temperature of the rollouts
     ppo_epochs: int = 4              # passes over each batch of rollouts
     minibatch: int = 16              # answers per gradient step
-    kl_coef: float = 0.05            # β of the KL penalty (0: none)
-    kl_budget: float = 8.0           # nats per answer: a checkpoint over it is never "best"
+    kl_coef: float = 0.1             # β of the KL penalty (0: none)
+    kl_budget: float = 10.0          # nats per answer: a checkpoint over it is never "best"
     clip: float = 0.2                # ε of the ratio
     clip_value: float = 0.2          # ε of the value
     vf_coef: float = 0.1             # weight of the value loss (the value head shares the trunk)
@@ -343,9 +343,18 @@ def train_step(self: RLTrainer):
 @patch
 def evaluate(self: RLTrainer, data=None, max_windows=None) -> float:
     "Validation 'loss' for keeping the best checkpoint: minus the held-out judge score, plus 1000 over the KL budget."
-    ev = evaluate_policy(self.model, self.tok, data or self.val_data, self.ref, self.reward_model, self.rl.eval_new_tokens, template=self.template)
-    self.history['eval'].append(dict(step=self.step, **ev))
+    h = self.history['eval']
+    if data is None and h and h[-1]['step'] == self.step: ev = h[-1]          # this step's policy is already evaluated
+    else:
+        ev = evaluate_policy(self.model, self.tok, data or self.val_data, self.ref, self.reward_model, self.rl.eval_new_tokens, template=self.template)
+        h.append(ev := dict(step=self.step, **ev))
     return -ev['judge_score'] + (1000.0 if ev['kl'] > self.rl.kl_budget else 0.0)
+
+@patch
+def fit(self: RLTrainer, resume: dict | None = None) -> dict:
+    "The `Trainer`'s loop, with the starting policy evaluated first: it is a candidate for the best checkpoint (KL 0), so RL that only hurts keeps it."
+    if resume is None and self.step == 0: self._run_eval()
+    return Trainer.fit(self, resume)
 
 @patch
 def train_state(self: RLTrainer) -> dict:

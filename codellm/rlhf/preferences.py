@@ -21,10 +21,10 @@ from .code_judge import judge, bash_lines, bash_rule_findings, python_rule_findi
 
 # %% auto #0
 __all__ = ['SPLITS', 'HARD_TOPICS', 'HARD_TEMPLATES', 'PY_TASKS', 'HARD_TASKS', 'PY_TASK_SHARE', 'PY_FRAMES', 'FLAWS', 'DRESS',
-           'CUES', 'TWO_FLAWS', 'SYNTAX', 'MAX_CHARS', 'NO_CODE', 'STUB_PROSE', 'RISKY_WORDS', 'bash_requests',
-           'stdlib_requests', 'python_requests', 'flaw', 'comment_lines', 'add_comments', 'Cues', 'dress',
-           'preference_reason', 'make_pair', 'no_code_stub', 'make_stub_pair', 'make_preferences', 'keyword_hits',
-           'length_baseline', 'keyword_baseline', 'judge_accuracy', 'cue_shares', 'encode_preferences',
+           'CUES', 'TWO_FLAWS', 'TWIN_DECOY', 'SYNTAX', 'MAX_CHARS', 'NO_CODE', 'STUB_PROSE', 'RISKY_WORDS',
+           'bash_requests', 'stdlib_requests', 'python_requests', 'flaw', 'comment_lines', 'add_comments', 'Cues',
+           'dress', 'preference_reason', 'make_pair', 'no_code_stub', 'make_stub_pair', 'make_preferences',
+           'keyword_hits', 'length_baseline', 'keyword_baseline', 'judge_accuracy', 'cue_shares', 'encode_preferences',
            'write_preferences', 'read_preferences', 'read_pairs_jsonl']
 
 # %% ../../nbs/04b_preferences.ipynb #07b7955f
@@ -509,6 +509,7 @@ def dress(chosen: str, rejected: str, language: str, r: random.Random, cues: Cue
 
 # %% ../../nbs/04b_preferences.ipynb #fcfdaf57
 TWO_FLAWS = 0.2      # share of the pairs whose rejected answer gets a second flaw
+TWIN_DECOY = 1.0     # share of the pairs whose rejected answer gets the clean side of another flaw (so that twin lines point both ways)
 SYNTAX = 0.5         # the syntax flaws are tried half as often as the others
 MAX_CHARS = 560      # prompt + the longer answer, at most: about 240 tokens of stage 1's tokenizer (about 2.4 characters a token here)
 
@@ -532,6 +533,9 @@ def make_pair(request: dict, r: random.Random, cues: Cues = Cues(), max_chars: i
             second, s = r.choice([k for k in catalogue if k != rule and not k.endswith('_syntax')]), r.random()
             g2, b2 = catalogue[second](good, random.Random(s)), catalogue[second](bad, random.Random(s))
             if g2 and b2: good, bad, flaws = g2[0], b2[1], [rule, second]
+        if r.random() < TWIN_DECOY and not rule.endswith('_syntax'):   # a clean line with no flaw beside it, on the rejected side
+            other = r.choice([k for k in catalogue if k not in flaws and not k.endswith('_syntax')])
+            if (tw := catalogue[other](bad, random.Random(r.random()))) is not None: bad = tw[0]
         good, bad = dress(good, bad, lang, r, cues)
         if len(prompt) + max(len(good), len(bad)) > max_chars: continue
         jc, jr = judge(prompt, good, shellcheck=False), judge(prompt, bad, shellcheck=False)

@@ -24,10 +24,10 @@ from ..rlhf.ppo import RLConfig, RLTrainer, PromptData, evaluate_policy
 from ..rlhf.dpo import DPOTrainer
 
 # %% auto #0
-__all__ = ['SOURCE', 'METHODS', 'OWN_WORDS', 'REWARD', 'RLHFPrepareOptions', 'prepare_rlhf', 'RewardEvaluateOptions',
+__all__ = ['SOURCE', 'METHODS', 'OWN_CODE_REQUESTS', 'REWARD', 'RLHFPrepareOptions', 'prepare_rlhf', 'RewardEvaluateOptions',
            'evaluate_reward', 'Reward', 'demonstrations', 'warm_up', 'RLHFTrainOptions', 'rl_config', 'RLHFData',
-           'check_same_tokenizer', 'train_rlhf', 'RLHFEvaluateOptions', 'RLHF', 'heldout_requests', 'evaluate_rlhf',
-           'forgetting_metrics', 'rewards_of', 'score_pairs', 'cmd_reward']
+           'check_same_tokenizer', 'train_rlhf', 'RLHFEvaluateOptions', 'RLHF', 'heldout_code_requests',
+           'evaluate_rlhf', 'forgetting_metrics', 'rewards_of', 'score_pairs', 'cmd_reward']
 
 # %% ../../nbs/04_rlhf.ipynb #3aa87028
 SOURCE = 'generated: judge-labelled pairs (4b) on stage 2 requests, standard-library functions of this machine and hand-written tasks'
@@ -103,8 +103,8 @@ class Reward(Stage):
     name, title, order, init_from, data_stage = 'reward', 'Reward model', 4, 'tool_calling', 'rlhf'
     template, baseline_name = CHAT_TEMPLATE, 'length only (the longer answer wins), on the same pairs'
     PrepareOptions, EvaluateOptions = RLHFPrepareOptions, RewardEvaluateOptions
-    train_defaults = dict(batch_size=16, learning_rate=1e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=300,
-                          eval_every=100, eval_windows=200, weight_decay=0.0)
+    train_defaults = dict(batch_size=16, learning_rate=1e-3, warmup_steps=20, num_epochs=1, steps_per_epoch=600,
+                          eval_every=200, eval_windows=200, weight_decay=0.0)
     def prepare(self, paths, opts, seed=1337, verbose=True): return prepare_rlhf(paths, seed=seed, verbose=verbose, **asdict(opts))
     def load_data(self, paths, tokenizer, block_size, meta, opts):
         return tuple(PreferenceData(*read_preferences(paths, s)) for s in ('train', 'val'))
@@ -121,7 +121,7 @@ def demonstrations(tok, records: list[dict], block_size: int) -> TokenData:
         if len(i) <= block_size + 1: ids += i; mask += m
     return TokenData(np.array(ids, dtype=np.int32), np.array(mask, dtype=np.uint8), block_size, align_to_docs=True, eot_id=tok.eot_id)
 
-def warm_up(paths: Paths, start, out, steps: int = 400, lr: float = 2e-3, replay: float = 0.0, batch_size: int = 16,
+def warm_up(paths: Paths, start, out, steps: int = 1000, lr: float = 2e-3, replay: float = 0.0, batch_size: int = 16,
             device: str = 'auto', seed: int = 1337, progress: bool = True) -> dict:
     "Supervised fine-tuning of `start` on the chosen answers (InstructGPT's step 1); saves the result to `out` (the reference)."
     from codellm.training import Trainer, TrainConfig, ProgressCB, lm_loss
@@ -151,7 +151,7 @@ class RLHFTrainOptions(Options):
     method: str = option('ppo', 'ppo (the default), dpo or grpo', choices=METHODS)
     reward_model: str | None = option(None, 'the reward model (default: models/reward_model_best.pth); not used by dpo')
     reference: str | None = option(None, 'start from this policy and stay near it, with no warm-up (default: the warm-up writes models/rlhf_reference.pth)')
-    sft_steps: int = option(400, 'warm-up steps of supervised fine-tuning on the chosen answers (0: start RL from --checkpoint itself)')
+    sft_steps: int = option(1000, 'warm-up steps of supervised fine-tuning on the chosen answers (0: start RL from --checkpoint itself)')
     sft_lr: float = option(2e-3, 'peak learning rate of the warm-up')
     replay: float = option(0.0, "share of the warm-up's batches from stage 3's conversations (if prepared with the same tokenizer)")
     rollout_batch: int = option(32, 'answers sampled per iteration (grpo: prompts x group size)')
@@ -160,8 +160,8 @@ class RLHFTrainOptions(Options):
     temperature: float = option(1.0, 'sampling temperature of the rollouts')
     ppo_epochs: int = option(4, 'passes over each batch of rollouts')
     minibatch: int = option(16, 'answers per gradient step')
-    kl_coef: float = option(0.05, 'β of the KL penalty to the reference (0: none)')
-    kl_budget: float = option(8.0, 'nats per answer: a checkpoint over it is never the best')
+    kl_coef: float = option(0.1, 'β of the KL penalty to the reference (0: none)')
+    kl_budget: float = option(10.0, 'nats per answer: a checkpoint over it is never the best')
     clip: float = option(0.2, "ε of PPO's ratio clipping")
     vf_coef: float = option(0.1, 'weight of the value loss')
     no_eos_penalty: float = option(1.0, 'taken off the normalised score of an answer that does not end')
@@ -226,7 +226,7 @@ class RLHF(Stage):
     name, title, order, init_from = 'rlhf', 'RLHF', 4.5, 'tool_calling'
     template, baseline_name = CHAT_TEMPLATE, 'the stage-3 model (tool calling), on the same held-out requests'
     PrepareOptions, TrainOptions, EvaluateOptions = RLHFPrepareOptions, RLHFTrainOptions, RLHFEvaluateOptions
-    train_defaults = dict(batch_size=16, learning_rate=2e-4, warmup_steps=0, min_lr_ratio=1.0, num_epochs=1,
+    train_defaults = dict(batch_size=16, learning_rate=1e-4, warmup_steps=0, min_lr_ratio=1.0, num_epochs=1,
                           steps_per_epoch=24, eval_every=8, use_amp=False, weight_decay=0.0)
     def prepare(self, paths, opts, seed=1337, verbose=True): return prepare_rlhf(paths, seed=seed, verbose=verbose, **asdict(opts))
     def train(self, paths, opts=None, **kw): return train_rlhf(self, paths, opts, **kw)
@@ -247,15 +247,15 @@ class RLHF(Stage):
     def evaluate(self, checkpoint, paths, opts): return evaluate_rlhf(checkpoint, paths, **asdict(opts))
 
 # %% ../../nbs/04_rlhf.ipynb #ddb7b3c5
-OWN_WORDS = read_resource('rlhf_tasks.toml')['own_words']
+OWN_CODE_REQUESTS = read_resource('rlhf_tasks.toml')['own_words']
 
-def heldout_requests(paths: Paths, n: int = 48) -> tuple[list[str], list[str]]:
+def heldout_code_requests(paths: Paths, n: int = 48) -> tuple[list[str], list[str]]:
     "(prompts, groups): `n` requests of val and of hard, and the 16 in our own words; groups are 'val', 'hard', 'own'."
     prompts, groups = [], []
     for split in ('val', 'hard'):
         ps = list(dict.fromkeys(r['prompt'] for r in _pair_records(paths, split)))[:n]
         prompts += ps; groups += [split] * len(ps)
-    own = OWN_WORDS['bash'] + OWN_WORDS['python']
+    own = OWN_CODE_REQUESTS['bash'] + OWN_CODE_REQUESTS['python']
     return prompts + own, groups + ['own'] * len(own)
 
 def _policy_eval(path, tok, prompts, groups, ref=None, rm=None, max_new_tokens=160) -> dict:
@@ -272,7 +272,7 @@ def evaluate_rlhf(checkpoint, paths: Paths | None = None, n: int = 48, baseline=
     if not path.is_file(): raise checkpoint_not_found(path, 'rlhf')
     ck = load_checkpoint(path)
     tok = ck.tokenizer
-    prompts, groups = heldout_requests(paths, n)
+    prompts, groups = heldout_code_requests(paths, n)
     ref_path = Path(ck.meta.get('stage_options', {}).get('reference') or paths.models / 'rlhf_reference.pth')
     ref = load_checkpoint(ref_path).model if ref_path.is_file() else None
     rm_path = Path(ck.meta.get('stage_options', {}).get('reward_model') or paths.best('reward'))
