@@ -14,7 +14,7 @@ from ..core import CodeLLMError
 from ..training import Trainer
 from ..chat_format import CHAT_TEMPLATE
 from ..checkpoint import unwrap
-from .ppo import evaluate_policy
+from .ppo import validation_loss, fit_from_start
 
 # %% auto #0
 __all__ = ['answer_mask', 'sequence_logprobs', 'dpo_loss', 'DPOLoss', 'DPOTrainer']
@@ -63,17 +63,9 @@ class DPOTrainer(Trainer):
         self.history['eval'] = []
 
 @patch
-def fit(self: DPOTrainer, resume: dict | None = None) -> dict:
-    "As `RLTrainer.fit`: the starting policy is evaluated first and is a candidate for the best checkpoint."
-    if resume is None and self.step == 0: self._run_eval()
-    return Trainer.fit(self, resume)
+def evaluate(self: DPOTrainer, data=None, max_windows=None) -> float:
+    "4d's `validation_loss` (no reward model: DPO has none)."
+    return validation_loss(self, None, self.kl_budget, self.eval_new_tokens, data)
 
 @patch
-def evaluate(self: DPOTrainer, data=None, max_windows=None) -> float:
-    "Minus the held-out judge score, plus 1000 over the KL budget (lower is better, as the `Trainer` expects)."
-    h = self.history['eval']
-    if data is None and h and h[-1]['step'] == self.step: ev = h[-1]          # this step's policy is already evaluated
-    else:
-        ev = evaluate_policy(self.model, self.tok, data or self.val_data, self.ref, None, self.eval_new_tokens, template=self.template)
-        h.append(ev := dict(step=self.step, **ev))
-    return -ev['judge_score'] + (1000.0 if ev['kl'] > self.kl_budget else 0.0)
+def fit(self: DPOTrainer, resume: dict | None = None) -> dict: return fit_from_start(self, resume)   # as RLTrainer

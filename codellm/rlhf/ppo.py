@@ -26,7 +26,7 @@ from .reward_model import reward_scores
 __all__ = ['INVALID', 'RL_PANELS', 'encode_prompts', 'Rollout', 'stop_ids', 'sample_responses', 'padding_agreement', 'ValueHead',
            'policy_forward', 'answer_logprobs', 'last_index', 'kl_rewards', 'gae', 'whiten', 'masked_mean',
            'ppo_losses', 'RLConfig', 'PromptData', 'score_answers', 'answer_kl', 'evaluate_policy', 'group_advantages',
-           'RLTrainer', 'plot_rl']
+           'RLTrainer', 'validation_loss', 'fit_from_start', 'plot_rl']
 
 # %% ../../nbs/04d_ppo.ipynb #02f111fb
 def encode_prompts(tok, prompts: list[str], template: str = CHAT_TEMPLATE, max_len: int | None = None) -> torch.Tensor:
@@ -340,21 +340,26 @@ def train_step(self: RLTrainer):
     self.history['step'].append(self.step); self.history['train_loss'].append(rec['pg_loss']); self.history['lr'].append(lr)
 
 # %% ../../nbs/04d_ppo.ipynb #e3ad4133
-@patch
-def evaluate(self: RLTrainer, data=None, max_windows=None) -> float:
-    "Validation 'loss' for keeping the best checkpoint: minus the held-out judge score, plus 1000 over the KL budget."
-    h = self.history['eval']
-    if data is None and h and h[-1]['step'] == self.step: ev = h[-1]          # this step's policy is already evaluated
+def validation_loss(t: Trainer, reward_model, kl_budget: float, max_new_tokens: int, data=None) -> float:
+    "A policy trainer's validation 'loss' (RLTrainer, DPOTrainer): minus the held-out judge score, plus 1000 over the KL budget; logged in `t.history['eval']`."
+    h = t.history['eval']
+    if data is None and h and h[-1]['step'] == t.step: ev = h[-1]          # this step's policy is already evaluated
     else:
-        ev = evaluate_policy(self.model, self.tok, data or self.val_data, self.ref, self.reward_model, self.rl.eval_new_tokens, template=self.template)
-        h.append(ev := dict(step=self.step, **ev))
-    return -ev['judge_score'] + (1000.0 if ev['kl'] > self.rl.kl_budget else 0.0)
+        ev = evaluate_policy(t.model, t.tok, data or t.val_data, t.ref, reward_model, max_new_tokens, template=t.template)
+        h.append(ev := dict(step=t.step, **ev))
+    return -ev['judge_score'] + (1000.0 if ev['kl'] > kl_budget else 0.0)
+
+def fit_from_start(t: Trainer, resume: dict | None = None) -> dict:
+    "The `Trainer`'s loop, with the starting policy evaluated first: it is a candidate for the best checkpoint (KL 0), so RL that only hurts keeps it."
+    if resume is None and t.step == 0: t._run_eval()
+    return Trainer.fit(t, resume)
 
 @patch
-def fit(self: RLTrainer, resume: dict | None = None) -> dict:
-    "The `Trainer`'s loop, with the starting policy evaluated first: it is a candidate for the best checkpoint (KL 0), so RL that only hurts keeps it."
-    if resume is None and self.step == 0: self._run_eval()
-    return Trainer.fit(self, resume)
+def evaluate(self: RLTrainer, data=None, max_windows=None) -> float:
+    return validation_loss(self, self.reward_model, self.rl.kl_budget, self.rl.eval_new_tokens, data)
+
+@patch
+def fit(self: RLTrainer, resume: dict | None = None) -> dict: return fit_from_start(self, resume)   # the starting policy is a candidate
 
 @patch
 def train_state(self: RLTrainer) -> dict:
