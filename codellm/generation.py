@@ -35,8 +35,9 @@ def sample_next(logits, temperature: float = 1.0, top_k: int | None = None, top_
 # %% ../nbs/01g_generation.ipynb #253e56eb
 @torch.no_grad()
 def generate(model: GPT, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             top_p: float | None = None, use_cache: bool = True, stop_ids=(), generator=None):
-    "Extend idx (B, T) by up to `max_new_tokens` tokens; rows stop at a token in `stop_ids` (then pad with it)."
+             top_p: float | None = None, use_cache: bool = True, stop_ids=(), generator=None, embeds=None):
+    "Extend idx (B, T) by up to `max_new_tokens` tokens; rows stop at a token in `stop_ids` (then pad with it). `embeds` (B, T, C): the prompt's input vectors, read instead of idx's (stage 5's image tokens)."
+    if embeds is not None and not use_cache: raise CodeLLMError("ERROR: GENERATING FROM EMBEDDINGS NEEDS THE KV CACHE! Run: generate(..., use_cache=True)")
     model.eval()
     B, T = idx.shape
     block = model.config.block_size
@@ -46,8 +47,9 @@ def generate(model: GPT, idx, max_new_tokens: int, temperature: float = 1.0, top
     stop = torch.tensor(list(stop_ids), device=idx.device, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool, device=idx.device)
     out, step_in = idx, idx                                             # step_in: what the model reads this step
-    for _ in range(max(0, max_new_tokens)):
-        if use_cache: logits, _ = model(step_in, cache=cache)           # 1. prefill, then 2. one token at a time
+    for i in range(max(0, max_new_tokens)):
+        if use_cache and i == 0 and embeds is not None: logits, _ = model(cache=cache, embeds=embeds)   # prefill from vectors
+        elif use_cache: logits, _ = model(step_in, cache=cache)         # 1. prefill, then 2. one token at a time
         else: logits, _ = model(out[:, -block:])
         nxt = sample_next(logits[:, -1], temperature, top_k, top_p, generator)   # (B,)
         if len(stop): nxt = torch.where(done, stop[0], nxt)

@@ -39,6 +39,7 @@ class GPTConfig:
     tie_weights: bool = True        # output layer shares the token embedding matrix
     gradient_checkpointing: bool = False  # recompute block activations in backward (saves memory, costs ~30% time)
     rope_base: float = 10000.0      # rope: base of the rotation frequencies
+    causal: bool = True             # False: every position attends to every other (the blocks of stage 5's vision encoder)
 
     def validate(self) -> 'GPTConfig':
         "Raise a one-line `CodeLLMError` for a config that cannot be built."
@@ -136,6 +137,7 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig, layer: int):
         super().__init__()
         self.n_head, self.hd, self.layer, self.rope = cfg.n_head, cfg.n_embd // cfg.n_head, layer, cfg.pos == 'rope'
+        self.causal = cfg.causal
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.dropout = cfg.dropout
@@ -149,7 +151,9 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             start = cache.pos
             k, v = cache.update(self.layer, k, v)                    # (B, nh, start+T, hd)
-        if start == 0:   # plain causal attention over the chunk
+        if not self.causal:   # an encoder: no mask, and nothing to cache
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        elif start == 0:      # plain causal attention over the chunk
             y = causal_attention(q, k, v, self.dropout if self.training else 0.0)
         elif T == 1:     # one new token sees everything cached: no mask needed
             y = F.scaled_dot_product_attention(q, k, v)
@@ -294,7 +298,6 @@ def forward(self: GPT, idx=None, targets=None, cache: KVCache | None = None, emb
     if self.config.architecture == 'moe':
         loss = loss + self.config.moe_aux_weight * sum(b.mlp.aux_loss for b in self.blocks) / len(self.blocks)
     return logits, loss
-
 
 # %% ../nbs/01b_model.ipynb #f3bc19aa
 def tiny_test_config(**kw) -> GPTConfig:

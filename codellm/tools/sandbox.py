@@ -8,7 +8,7 @@ Docs: https://codellm.github.io/codellm/sandbox.html.md"""
 __all__ = ['BACKENDS', 'PROTECTIONS', 'SandboxConfig', 'sandbox_backend', 'SandboxResult', 'run_python']
 
 # %% ../../nbs/03a_sandbox.ipynb #03a0b65b
-import functools, json, math, os, selectors, shutil, signal, subprocess, sys, tempfile, time, warnings
+import functools, json, math, os, selectors, shutil, signal, stat, subprocess, sys, tempfile, time, warnings
 from dataclasses import dataclass, field, asdict
 from ..core import CodeLLMError
 
@@ -165,8 +165,20 @@ def _drop_ids(cfg: SandboxConfig):
     if cfg.uid == 0: raise CodeLLMError("ERROR: SANDBOX UID 0 WOULD RUN UNTRUSTED CODE AS ROOT! Run: SandboxConfig(uid=65534)")
     return cfg.uid, cfg.uid
 
-def _execute(code: str, timeout: float, backend: str, python: str, cfg: SandboxConfig):
-    "One run in a fresh working directory; returns _run's tuple and the rlimits that were set."
+def _collect(workdir: str, names, cap: int) -> dict[str, bytes]:
+    "The files `names` that the code left in its working directory: plain names, regular files (never a link), at most `cap` bytes."
+    out = {}
+    for n in names:
+        if not n or os.sep in n or n in ('.', '..'): continue
+        try: fd = os.open(os.path.join(workdir, n), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)   # a link or a fifo: refused
+        except OSError: continue
+        with os.fdopen(fd, 'rb') as f:
+            st = os.fstat(f.fileno())
+            if stat.S_ISREG(st.st_mode) and st.st_size <= cap: out[n] = f.read(cap)
+    return out
+
+def _execute(code: str, timeout: float, backend: str, python: str, cfg: SandboxConfig, files=()):
+    "One run in a fresh working directory; returns _run's tuple, the rlimits that were set and the `files` the code wrote."
     workdir = tempfile.mkdtemp(prefix='codellm-sandbox-')
     try:
         main = os.path.join(workdir, 'main.py')
@@ -181,7 +193,8 @@ def _execute(code: str, timeout: float, backend: str, python: str, cfg: SandboxC
             env, base, prefix = _env(workdir, python, workdir), _count_tasks(drop[0] if drop else os.getuid()), []
         limits = _rlimits(cfg, timeout, base)
         argv = prefix + [python, '-E', '-s', '-c', _RLIMIT_WRAPPER, json.dumps(limits), 'main.py']
-        return _run(argv, env, workdir, cfg.max_output, timeout, drop), limits
+        run = _run(argv, env, workdir, cfg.max_output, timeout, drop)   # the process group is dead when this returns
+        return run, limits, _collect(workdir, files, cfg.max_file_mb * 1024 * 1024)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -192,7 +205,7 @@ def _probe(backend: str) -> tuple[str | None, str]:
     why = ''
     for py in dict.fromkeys([sys.executable, '/usr/bin/python3', shutil.which('python3')]):
         if not py or not os.path.exists(py): continue
-        try: (out, err, rc, *_), _ = _execute("print('ok')", 10, backend, py, SandboxConfig())
+        try: (out, err, rc, *_), *_ = _execute("print('ok')", 10, backend, py, SandboxConfig())
         except OSError as e: why = str(e); continue
         if rc == 0 and out.strip() == 'ok': return py, ''
         why = (err.strip().splitlines() or [f'exit status {rc}'])[-1]
@@ -231,10 +244,16 @@ class SandboxResult:
     backend: str                  # 'bwrap' or 'subprocess'
     python: str                   # the interpreter that ran the code
     protections: list[str] = field(default_factory=list)  # names from PROTECTIONS that were active
+    files: dict[str, bytes] = field(default_factory=dict)  # the files asked for (`run_python(files=...)`) that the code wrote
 
     @property
     def ok(self) -> bool: return self.returncode == 0 and not self.timed_out and not self.truncated
-    def to_dict(self) -> dict: return asdict(self)
+    def to_dict(self) -> dict:
+        "The result as plain JSON types; `files` only when some were asked for (as their sizes: bytes are not JSON)."
+        d = asdict(self)
+        if d['files']: d['files'] = {k: len(v) for k, v in d['files'].items()}
+        else: del d['files']
+        return d
 
 _fallback_warned = False
 
@@ -248,8 +267,9 @@ def _warn_fallback():
                   'connections and see (and signal) other processes of its user. Install bubblewrap: apt-get install bubblewrap',
                   RuntimeWarning, stacklevel=3)
 
-def run_python(code: str, timeout: float = 5.0, backend: str = 'auto', config: SandboxConfig | None = None) -> SandboxResult:
-    "Run untrusted `code` in the sandbox and return what happened. Never raises for anything the code does."
+def run_python(code: str, timeout: float = 5.0, backend: str = 'auto', config: SandboxConfig | None = None,
+               files=()) -> SandboxResult:
+    "Run untrusted `code` in the sandbox and return what happened, with the `files` (plain names) it wrote in its working directory. Never raises for anything the code does."
     if os.name != 'posix': raise CodeLLMError("ERROR: THE SANDBOX NEEDS LINUX (OR MACOS)! Run: codellm inside WSL or a Linux container")
     if not isinstance(code, str): raise CodeLLMError(f"ERROR: CODE MUST BE A STR, NOT {type(code).__name__}! Run: run_python('print(1)')")
     if not (isinstance(timeout, (int, float)) and 0 < timeout <= 600):
@@ -261,5 +281,5 @@ def run_python(code: str, timeout: float = 5.0, backend: str = 'auto', config: S
         fix = 'apt-get install bubblewrap' if backend == 'bwrap' and not _bwrap_features() else 'export CODELLM_SANDBOX=subprocess'
         raise CodeLLMError(f"ERROR: SANDBOX BACKEND '{backend}' DOES NOT WORK HERE ({why})! Run: {fix}")
     if backend == 'subprocess': _warn_fallback()
-    (out, err, rc, timed_out, truncated, dt), limits = _execute(code, float(timeout), backend, python, cfg)
-    return SandboxResult(out, err, rc, timed_out, truncated, round(dt, 3), backend, python, _protections(backend, limits))
+    (out, err, rc, timed_out, truncated, dt), limits, got = _execute(code, float(timeout), backend, python, cfg, tuple(files))
+    return SandboxResult(out, err, rc, timed_out, truncated, round(dt, 3), backend, python, _protections(backend, limits), got)
