@@ -6,7 +6,7 @@ Docs: https://codellm.github.io/codellm/checkpoint.html.md"""
 
 # %% auto #0
 __all__ = ['MODEL_KINDS', 'FORMAT', 'ModelKind', 'register_model_kind', 'model_kind', 'deferred_interrupt', 'atomic_torch_save',
-           'unwrap', 'size_name', 'save_checkpoint', 'Checkpoint', 'read_checkpoint', 'load_checkpoint',
+           'unwrap', 'text_model', 'size_name', 'save_checkpoint', 'Checkpoint', 'read_checkpoint', 'load_checkpoint',
            'start_tokenizer', 'describe', 'check_compatible']
 
 # %% ../nbs/01c_checkpoint.ipynb #667a22a4
@@ -77,6 +77,11 @@ def unwrap(model):
     "The plain GPT inside a torch.compile or DistributedDataParallel wrapper."
     model = getattr(model, '_orig_mod', model)
     return getattr(model, 'module', model)
+
+def text_model(model):
+    "The language model inside `model`: what its `text_model()` names (stage 5's vision-language model: its `lm`), else the model itself."
+    model = unwrap(model)
+    return model.text_model() if hasattr(model, 'text_model') else model
 
 def size_name(cfg: GPTConfig) -> str:
     "The preset whose sizes `cfg` has, or 'custom'."

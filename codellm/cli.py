@@ -95,9 +95,10 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 
     p = sub.add_parser('generate', help="continue a prompt with a checkpoint (its stage's prompt template applied)")
     p.add_argument('--checkpoint', required=True)
-    p.add_argument('--prompt', required=True)
-    p.add_argument('--max-new-tokens', type=int, default=200)
-    p.add_argument('--temperature', type=float, default=0.8)
+    p.add_argument('--prompt', default=None, help='the text to continue (with --image: the request; default: "Write the Python code that draws this image.")')
+    p.add_argument('--image', default=None, help='a PNG or JPEG for a vision-language checkpoint (stage 5): prints the program that draws it')
+    p.add_argument('--max-new-tokens', type=int, default=None, help='default: 200 (text), 360 (--image)')
+    p.add_argument('--temperature', type=float, default=None, help='default: 0.8 (text), 0 = greedy (--image)')
     p.add_argument('--top-k', type=int, default=50)
     p.add_argument('--top-p', type=float, default=None)
     p.add_argument('--seed', type=int, default=None)
@@ -157,12 +158,19 @@ def cmd_generate(a):
     from codellm.checkpoint import load_checkpoint
     from codellm.core import get_device
     from codellm.generation import complete
-    if a.max_new_tokens <= 0: raise CodeLLMError("ERROR: --max-new-tokens MUST BE POSITIVE! Run: codellm generate --max-new-tokens 100 ...")
+    image = a.image is not None
+    max_new = a.max_new_tokens if a.max_new_tokens is not None else (360 if image else 200)
+    temperature = a.temperature if a.temperature is not None else (0.0 if image else 0.8)
+    if max_new <= 0: raise CodeLLMError("ERROR: --max-new-tokens MUST BE POSITIVE! Run: codellm generate --max-new-tokens 100 ...")
+    if a.prompt is None and not image: raise CodeLLMError("ERROR: NOTHING TO CONTINUE! Run: codellm generate --checkpoint CK --prompt TEXT  (or --image PICTURE.png)")
     ck = load_checkpoint(a.checkpoint, device=get_device(a.device))
+    if image:                                      # stage 5: the picture's program (a text-only checkpoint is a one-line error)
+        from codellm.stages.multimodal import program_for_image, DEFAULT_PROMPT
+        print(program_for_image(ck, a.image, a.prompt or DEFAULT_PROMPT, max_new, temperature, a.top_k or None, a.seed)); return
     with warnings.catch_warnings():
         warnings.simplefilter('always')
         warnings.showwarning = lambda m, *_, **__: print(f"WARNING: {m}", file=sys.stderr)
-        print(complete(ck, a.prompt, max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_k=a.top_k or None,
+        print(complete(ck, a.prompt, max_new_tokens=max_new, temperature=temperature, top_k=a.top_k or None,
                        top_p=a.top_p, seed=a.seed, raw=a.raw))
 
 def cmd_evaluate(a):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from .core import CodeLLMError
 from .model import GPT, KVCache
 from .chat_format import encode_prompt
+from .checkpoint import text_model
 
 # %% ../nbs/01g_generation.ipynb #f0ddfaeb
 def sample_next(logits, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
@@ -66,7 +67,7 @@ STOP_TOKENS = ('<|endoftext|>', '<|end|>')
 def complete(ckpt, prompt: str, max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = 50,
              top_p: float | None = None, seed: int | None = None, use_cache: bool = True, raw: bool = False) -> str:
     "The model's continuation of `prompt` (template applied unless `raw`), without the prompt, cut at a stop token."
-    tok, model = ckpt.tokenizer, ckpt.model
+    tok, model = ckpt.tokenizer, text_model(ckpt.model)              # a vision-language model writes text with its language model
     ids = encode_prompt(tok, prompt, '{prompt}' if raw else ckpt.template)
     block = model.config.block_size
     room = max(1, min(max_new_tokens, block // 2))                      # keep at least some room to answer

@@ -91,8 +91,9 @@ class Stage:
         return lm_loss(model, batch)
 
     def model_for(self, model, tokenizer, opts):
-        "The model to train, given the starting checkpoint's (or a fresh) language model. Default: that model."
-        return model
+        "The model to train, given the starting checkpoint's (or a fresh) model. Default: its language model (a vision-language model's vision part is dropped)."
+        from codellm.checkpoint import text_model
+        return text_model(model)
 
     def make_trainer(self, model, train, val, cfg, callbacks, opts):
         "The trainer. Default: the shared `Trainer` with this stage's loss."

@@ -8,7 +8,8 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   # bubblewrap: the stage-3 sandbox; shellcheck: stage-2 script checks; chromium: the book's browser test;
   # wordnet-base, fortunes: stage 1's real English (WordNet's lexicon and sentences; the fortunes, held out)
-  apt-get install -y -qq --no-install-recommends bubblewrap shellcheck chromium chromium-driver wordnet-base fortunes >/dev/null
+  # python3-pil, fonts-dejavu-core: stage 5 re-renders programs in the sandbox, whose Python (as root: /usr/bin/python3) needs Pillow and the font
+  apt-get install -y -qq --no-install-recommends bubblewrap shellcheck chromium chromium-driver wordnet-base fortunes python3-pil fonts-dejavu-core >/dev/null
 fi
 PY=${PYTHON:-python3}
 if ! $PY -c 'import torch' 2>/dev/null; then
