@@ -8,7 +8,7 @@
 import argparse, json, os, sys, time
 from pathlib import Path
 
-SECTIONS = ('training', 'generation', 'memory', 'tokenizer', 'rollouts')
+SECTIONS = ('training', 'generation', 'memory', 'tokenizer', 'rollouts', 'multimodal')
 DEFAULT_OUT = Path(__file__).resolve().parent / 'results' / 'latest.json'
 
 
@@ -80,6 +80,10 @@ def run(a, log=print) -> dict:
         from .rollouts import bench_rollouts
         load['rollouts'] = load_average()
         res['rollouts'] = bench_rollouts('tiny', repeats=repeats, log=log)
+    if 'multimodal' in only:
+        from .multimodal import bench_multimodal_prepare
+        load['multimodal'] = load_average()
+        res['multimodal'] = bench_multimodal_prepare(repeats=max(1, min(repeats, 3)), log=log)
     res['meta'].update(load_avg_end=load_average(), load_avg_per_section=load, seconds=round(time.perf_counter() - t0, 1))
     res['targets'] = targets(res)
     return res
@@ -103,6 +107,10 @@ def targets(res: dict) -> list[dict]:
         r = res['rollouts']
         out.append(dict(name='PPO rollouts: 32 prompts batched (KV cache) / one at a time', value=round(r['speedup'], 3),
                         target=r['target'], met=r['meets_target']))
+    if 'multimodal' in res:
+        m = res['multimodal']
+        out.append(dict(name=f"prepare multimodal: {m['settings']['num_images']} pictures (seconds, below)", value=m['seconds'],
+                        target=m['target_s'], met=m['meets_target']))
     return out
 
 

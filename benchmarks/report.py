@@ -33,6 +33,10 @@ def table(res: dict) -> str:
         out.append(f"\nPPO rollouts, {s['preset']}, {s['batch']} prompts x ({s['prompt_tokens']}+{s['new_tokens']} tokens), sampled, fp32 (new tokens/s)")
         for r in g['results']: out.append(f"  {r['impl']:22}{_fmt(r['tokens_per_s'], 1):>10}")
         out.append(f"  batched speedup {g['speedup']:.2f}x (target >= {g['target']}x: {'ok' if g['meets_target'] else 'MISS'})")
+    if 'multimodal' in res:
+        m = res['multimodal']
+        out.append(f"\nStage 5 data: prepare multimodal, {m['settings']['num_images']} pictures: {m['seconds']:.1f} s "
+                   f"(target < {m['target_s']:.0f} s: {'ok' if m['meets_target'] else 'MISS'})")
     if 'memory' in res and 'results' in res['memory']:
         out.append("\nPeak memory (MB, fresh process; workload = peak - after-imports baseline)")
         out.append(f"{'task':10}{'preset':8}{'precision':11}{'impl':22}{'peak':>8}{'workload':>10}")

@@ -125,3 +125,10 @@ def test_rollouts_shape():
     b, one = (x['tokens_per_s_runs'] for x in r['results'])
     assert within_rounding(r['speedup'], b, one, 0.05) and r['target'] == 4.0 and r['meets_target'] == (r['speedup'] >= 4.0)
     assert r['settings']['batch'] == 3 and r['settings']['new_tokens'] == 4
+
+
+def test_multimodal_prepare_shape():
+    from benchmarks.multimodal import bench_multimodal_prepare
+    r = bench_multimodal_prepare(num_images=12, repeats=1, log=lambda *a: None)
+    assert r['settings'] == {'num_images': 12, 'repeats': 1} and len(r['seconds_runs']) == 1
+    assert r['meets_target'] == (r['seconds'] < 60.0)
