@@ -9,9 +9,11 @@ from codellm.stages.multimodal import prepare_multimodal, evaluate_multimodal
 out = sys.argv[1]; only = sys.argv[2:]
 src = Paths.of()
 rec = json.load(open(out)) if os.path.exists(out) else {}
+# the guide's start is stage 4's model; any earlier text checkpoint works, and the record says which one this run used
+start = next(s for s in ('rlhf', 'tool_calling', 'code', 'language') if src.best(s).is_file())
 rec.update(command='python3 recorded/multimodal_runs.py recorded/multimodal_runs.json (from nbs/)', date=datetime.date.today().isoformat(),
            machine=f'{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}', seed=1337,
-           start='models/rlhf_model_best.pth (stage 4 of the default chain)')
+           start=f'models/{start}_model_best.pth (the default chain)')
 rec.setdefault('runs', {})
 def save(): json.dump(rec, open(out, 'w'), indent=1, default=str)
 
@@ -23,7 +25,7 @@ RUNS = {   # name: (prepare options, stage options, training overrides)
 for name, (prep, opts, kw) in RUNS.items():
     if only and name not in only: continue
     p = Paths.of(data_dir=tempfile.mkdtemp(), models_dir=tempfile.mkdtemp())
-    shutil.copy(src.best('rlhf'), p.best('rlhf'))
+    shutil.copy(src.best(start), p.best('rlhf'))           # where the stage looks for its start
     t0 = time.time()
     meta = prepare_multimodal(p, seed=1337, verbose=False, **prep)
     prep_s = round(time.time() - t0, 1)
