@@ -11,6 +11,13 @@ def codellm(*args, check=False, timeout=300, **kw):
     if check and r.returncode != 0: raise AssertionError(f"codellm {' '.join(map(str, args))} failed:\n{r.stdout}\n{r.stderr}")
     return r
 
+def one_line_error(r, *expected):
+    "Assert that a CompletedProcess failed with exit 1 and one `ERROR: ...` line on stderr containing each of `expected`."
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('ERROR:') and 'Traceback' not in r.stderr, r.stderr
+    for e in expected: assert e in lines[0], lines[0]
+
 MICRO = ['--block-size', '64', '--batch-size', '4', '--eval-every', '4', '--no-progress']
 
 @pytest.fixture(scope='session')

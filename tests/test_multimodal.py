@@ -16,7 +16,7 @@ from codellm.stage import load_stages
 from codellm.tokenizer import BPETokenizer
 from codellm.multimodal.images import (make_scenes, program, draw, colour_iou, render_program, load_image, decode_image,
                                        compositions, HELD_OUT, SCENES, KINDS, right_objects, objects_of)
-from conftest import codellm
+from conftest import codellm, one_line_error
 
 
 def micro_checkpoint(path: Path, stage: str = 'rlhf', seed: int = 0) -> BPETokenizer:
@@ -37,13 +37,6 @@ def stage5(tmp_path_factory):
     codellm('train', '--stage', 'multimodal', *dirs, '--steps-per-epoch', 2, '--eval-every', 2, '--batch-size', 2,
             '--align-steps', 1, '--vision-layers', 1, '--vision-width', 16, '--no-progress', check=True)
     return d, m, dirs
-
-
-def one_line_error(r, *expected):
-    assert r.returncode == 1, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('ERROR:') and 'Traceback' not in r.stderr, r.stderr
-    for e in expected: assert e in lines[0], lines[0]
 
 
 def test_stage_declared():

@@ -13,7 +13,7 @@ from codellm.model import GPT, tiny_test_config
 from codellm.stage import load_stages
 from codellm.tokenizer import BPETokenizer
 from codellm.rlhf.preferences import make_preferences
-from conftest import codellm
+from conftest import codellm, one_line_error
 
 
 def micro_checkpoint(path: Path, vocab_size: int = 400, seed: int = 0) -> BPETokenizer:
@@ -34,13 +34,6 @@ def stage4(tmp_path_factory):
     codellm('prepare', 'rlhf', '--n-train', 40, '--n-val', 10, '--n-hard', 10, '--data-dir', d, '--checkpoint', m / 'tool_calling_model_best.pth', check=True)
     codellm('train', '--stage', 'reward', *dirs, '--steps-per-epoch', 2, '--eval-every', 2, '--batch-size', 4, '--no-progress', check=True)
     return d, m, dirs
-
-
-def one_line_error(r, *expected):
-    assert r.returncode == 1, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('ERROR:') and 'Traceback' not in r.stderr, r.stderr
-    for e in expected: assert e in lines[0], lines[0]
 
 
 def test_stages_declared():

@@ -48,6 +48,9 @@ def _atomic_write(path: Path, write):
     finally:
         if tmp.exists(): tmp.unlink()
 
+def _save_npy(path: Path, a: np.ndarray):
+    with open(path, 'wb') as f: np.save(f, a)        # a file object: np.save would add .npy to the temporary name
+
 def _swap_dir(tmp: Path, final: Path):
     "Replace the folder `final` by `tmp` (the old one moved aside first, then removed)."
     old = final.with_name(f'.{final.name}.old.{os.getpid()}')
@@ -94,7 +97,7 @@ def prepare_multimodal(paths: Paths | None = None, num_images: int = 1000, image
         _swap_dir(tmp_dir, paths.data / 'images')
     finally: shutil.rmtree(tmp_dir, ignore_errors=True)
     for split, a in arrays.items():
-        _atomic_write(paths.data_file('multimodal', f'{split}_tokens.npy'), lambda p, a=a: np.save(open(p, 'wb'), a))
+        _atomic_write(paths.data_file('multimodal', f'{split}_tokens.npy'), lambda p, a=a: _save_npy(p, a))
     meta = dict(source=PICTURES_SOURCE, seed=seed, tokenizer=tok.fingerprint(), tokenizer_from=str(tok_from), image_size=image_size,
                 n_image_tokens=vc.n_patches, context=CONTEXT, counts={k: len(v) for k, v in records.items()}, dropped=dropped,
                 held_out={k: sorted(map(list, v)) for k, v in HELD_OUT.items()}, seconds=round(time.perf_counter() - t0, 1),
@@ -259,7 +262,7 @@ def evaluate_multimodal(checkpoint, paths: Paths | None = None, limit: int | Non
         blind_code = write_programs(model, tok, blank, DEFAULT_PROMPT, max_new_tokens)[0]   # greedy: one blank picture, one program
         ours, blind = score_programs(codes, pics, scenes), score_programs([blind_code] * len(pics), pics, scenes)
         nn = nearest_training(train_pics, pics)
-        near = [dict(iou=colour_iou(p, train_pics[j]), objects=train_recs[j]['scene'] and right_objects(train_recs[j]['code'], s))
+        near = [dict(iou=colour_iou(p, train_pics[j]), objects=right_objects(train_recs[j]['code'], s))
                 for p, j, s in zip(pics, nn, scenes)]
         out.update(_summary(ours, kinds, prefix)); out.update(_summary(blind, kinds, f'{prefix}_blind'))
         out.update(_summary(near, kinds, f'{prefix}_nn'))
