@@ -8,7 +8,7 @@
 import argparse, json, os, sys, time
 from pathlib import Path
 
-SECTIONS = ('training', 'generation', 'memory', 'tokenizer', 'rollouts', 'multimodal')
+SECTIONS = ('training', 'generation', 'memory', 'tokenizer', 'rollouts', 'multimodal', 'rag')
 DEFAULT_OUT = Path(__file__).resolve().parent / 'results' / 'latest.json'
 
 
@@ -84,6 +84,16 @@ def run(a, log=print) -> dict:
         from .multimodal import bench_multimodal_prepare
         load['multimodal'] = load_average()
         res['multimodal'] = bench_multimodal_prepare(repeats=max(1, min(repeats, 3)), log=log)
+    if 'rag' in only:
+        from .rag import bench_index, bench_rag, index_checkpoint
+        load['rag'] = load_average()
+        res['rag'] = bench_rag(n=20_000 if a.quick else 100_000, repeats=repeats, threads=a.threads, log=log)
+        if (ck := index_checkpoint()) is None:
+            log("rag: no embedder (models/rag_model_best.pth or models/multimodal_model_best.pth): the index benchmark is skipped. "
+                "Run: codellm train --stage rag")
+        else:   # indexing is one job for the whole machine, as `codellm index` runs: every core, whatever --threads says
+            load['rag_index'] = load_average()
+            res['rag']['index'] = bench_index(ck, log=log)
     res['meta'].update(load_avg_end=load_average(), load_avg_per_section=load, seconds=round(time.perf_counter() - t0, 1))
     res['targets'] = targets(res)
     return res
@@ -111,6 +121,23 @@ def targets(res: dict) -> list[dict]:
         m = res['multimodal']
         out.append(dict(name=f"prepare multimodal: {m['settings']['num_images']} pictures (seconds, below)", value=m['seconds'],
                         target=m['target_s'], met=m['meets_target']))
+    if 'rag' in res:
+        g = res['rag']; n = g['settings']['vectors']
+        for r in g['results']:
+            if r['kind'] == 'flat': continue
+            out.append(dict(name=f"vector search {r['kind']}, {n:,} vectors: recall@10 against flat", value=r['recall_at_10'],
+                            target=g['target_recall'], met=r['recall_at_10'] >= g['target_recall']))
+            for mode, label in (('batch', f"{g['settings']['queries']} queries batched"), ('single', 'one query at a time')):
+                v = r[f'{mode}_speedup']
+                out.append(dict(name=f"vector search {r['kind']}, {n:,} vectors: queries/s / flat, {label}", value=v,
+                                target=g['target_speedup'], met=v >= g['target_speedup']))
+        if 'index' in g:
+            x = g['index']; t = x['settings']['torch_threads']
+            out.append(dict(name=f"codellm index of codellm/ and nbs/ ({x['chunks']:,} chunks, {t} threads): seconds", value=x['index_s'],
+                            target=x['target_index_s'], met=x['meets_target']['index_s']))
+            for mode, q in x['query'].items():
+                out.append(dict(name=f"search after loading, {mode}: median ms of {x['settings']['queries']} queries", value=q['median_ms'],
+                                target=x['target_query_ms'], met=x['meets_target'][f'query_{mode}']))
     return out
 
 

@@ -37,6 +37,26 @@ def table(res: dict) -> str:
         m = res['multimodal']
         out.append(f"\nStage 5 data: prepare multimodal, {m['settings']['num_images']} pictures: {m['seconds']:.1f} s "
                    f"(target < {m['target_s']:.0f} s: {'ok' if m['meets_target'] else 'MISS'})")
+    if 'rag' in res:
+        g = res['rag']; s = g['settings']
+        out.append(f"\nStage 6 vector search: {s['vectors']:,} clustered vectors, d={s['dim']}, {s['queries']} held-out queries, "
+                   f"faiss {s['faiss']} ({s['faiss_threads']} threads); targets: recall@10 >= {g['target_recall']}, >= {g['target_speedup']:.0f}x flat's queries/s")
+        out.append(f"  {'index':6}{'settings':36}{'build s':>8}{'MB':>7}{'recall@10':>10}{'':5}{'batch q/s':>11}{'x flat':>8}{'':5}{'single q/s':>12}{'x flat':>8}")
+        for r in g['results']:
+            ps = ', '.join(f'{k}={v}' for k, v in r['params'].items())
+            m = g['meets_target'].get(r['kind'])
+            ok = (lambda key: '' if m is None else (' ok' if m[key] else ' MISS'))
+            out.append(f"  {r['kind']:6}{ps:36}{r['build_s']:>8.1f}{r['index_mb']:>7.1f}{r['recall_at_10']:>10.4f}{ok('recall'):5}"
+                       f"{_fmt(r['batch_qps']):>11}{r['batch_speedup']:>7.1f}x{ok('batch_speedup'):5}"
+                       f"{_fmt(r['single_qps']):>12}{r['single_speedup']:>7.1f}x{ok('single_speedup'):5}")
+        if 'index' in g:
+            x = g['index']; mt = x['meets_target']; ok = lambda key: 'ok' if mt[key] else 'MISS'
+            out.append(f"Stage 6 index of {', '.join(x['settings']['sources'])} ({', '.join(x['settings']['extensions'])}; {x['settings']['checkpoint']}, "
+                       f"{x['settings']['torch_threads']} torch threads): {x['files']} files, {x['chunks']:,} chunks in {x['index_s']:.1f} s "
+                       f"(target < {x['target_index_s']:.0f} s: {ok('index_s')}); load {x['load_index_s']:.2f} s + embedder {x['load_embedder_s']:.2f} s")
+            out.append(f"  query after loading, {x['settings']['queries']} queries (ms): " + ', '.join(
+                f"{m} median {q['median_ms']:.1f} max {q['max_ms']:.1f} ({ok('query_' + m)})" for m, q in x['query'].items())
+                + f"; target median < {x['target_query_ms']:.0f} ms")
     if 'memory' in res and 'results' in res['memory']:
         out.append("\nPeak memory (MB, fresh process; workload = peak - after-imports baseline)")
         out.append(f"{'task':10}{'preset':8}{'precision':11}{'impl':22}{'peak':>8}{'workload':>10}")

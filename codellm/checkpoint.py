@@ -164,7 +164,8 @@ def start_tokenizer(checkpoint, fallback, missing: CodeLLMError) -> tuple[BPETok
     checkpoint, fallback = Path(checkpoint), Path(fallback)
     if checkpoint.is_file():
         obj = read_checkpoint(checkpoint)
-        return BPETokenizer.from_dict(obj['tokenizer']), obj['config'].get('block_size'), checkpoint
+        cfg = obj['config']                            # a vision-language model's context is its language model's
+        return BPETokenizer.from_dict(obj['tokenizer']), cfg.get('block_size') or (cfg.get('lm') or {}).get('block_size'), checkpoint
     if fallback.is_file(): return BPETokenizer.load(fallback), None, fallback
     raise missing
 

@@ -97,6 +97,7 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument('--checkpoint', required=True)
     p.add_argument('--prompt', default=None, help='the text to continue (with --image: the request; default: "Write the Python code that draws this image.")')
     p.add_argument('--image', default=None, help='a PNG or JPEG for a vision-language checkpoint (stage 5): prints the program that draws it')
+    p.add_argument('--rag', default=None, help='an index folder (stage 6, e.g. data/rag): answer from the chunks it finds, with their paths and lines')
     p.add_argument('--max-new-tokens', type=int, default=None, help='default: 200 (text), 360 (--image)')
     p.add_argument('--temperature', type=float, default=None, help='default: 0.8 (text), 0 = greedy (--image)')
     p.add_argument('--top-k', type=int, default=50)
@@ -164,6 +165,10 @@ def cmd_generate(a):
     if max_new <= 0: raise CodeLLMError("ERROR: --max-new-tokens MUST BE POSITIVE! Run: codellm generate --max-new-tokens 100 ...")
     if a.prompt is None and not image: raise CodeLLMError("ERROR: NOTHING TO CONTINUE! Run: codellm generate --checkpoint CK --prompt TEXT  (or --image PICTURE.png)")
     ck = load_checkpoint(a.checkpoint, device=get_device(a.device))
+    if a.rag is not None:                          # stage 6: an answer grounded in the chunks the index finds, with its sources
+        from codellm.stages.rag import rag_answer, format_answer
+        from codellm.rag.index import load_index
+        print(format_answer(rag_answer(ck, load_index(a.rag), a.prompt, max_new_tokens=min(max_new, 64)))); return
     if image:                                      # stage 5: the picture's program (a text-only checkpoint is a one-line error)
         from codellm.stages.multimodal import program_for_image, DEFAULT_PROMPT
         print(program_for_image(ck, a.image, a.prompt or DEFAULT_PROMPT, max_new, temperature, a.top_k or None, a.seed)); return

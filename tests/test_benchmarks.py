@@ -132,3 +132,67 @@ def test_multimodal_prepare_shape():
     r = bench_multimodal_prepare(num_images=12, repeats=1, log=lambda *a: None)
     assert r['settings'] == {'num_images': 12, 'repeats': 1} and len(r['seconds_runs']) == 1
     assert r['meets_target'] == (r['seconds'] < 60.0)
+
+
+def test_rag_shape():
+    from benchmarks.__main__ import targets
+    from benchmarks.rag import bench_rag
+    from codellm.rag.vectors import DEFAULT_EF_SEARCH, DEFAULT_NPROBE
+    r = bench_rag(n=2000, queries=40, single=5, repeats=2, log=lambda *a: None)
+    assert r['settings']['vectors'] == 2000 and r['settings']['dim'] == 128 and r['settings']['seed'] == 0
+    by = {x['kind']: x for x in r['results']}
+    assert list(by) == ['flat', 'ivf', 'hnsw']
+    assert by['flat']['recall_at_10'] == 1.0 and all(0 < x['recall_at_10'] <= 1 for x in by.values())
+    assert by['flat']['index_mb'] <= by['ivf']['index_mb'] < by['hnsw']['index_mb']      # + list ids, + graph links
+    assert by['ivf']['params']['nprobe'] == DEFAULT_NPROBE and by['hnsw']['params']['efSearch'] == DEFAULT_EF_SEARCH
+    for x in by.values():
+        assert x['batch_qps'] > 0 and x['single_qps'] > 0 and len(x['batch_qps_runs']) == len(x['single_qps_runs']) == 2
+        for mode in ('batch', 'single'):   # the median of the paired per-repeat ratios: runs rounded to 1 q/s, the ratio to 0.01
+            a, f = x[f'{mode}_qps_runs'], by['flat'][f'{mode}_qps_runs']
+            lo = statistics.median([(u - 0.5) / (v + 0.5) for u, v in zip(a, f)])
+            hi = statistics.median([(u + 0.5) / (v - 0.5) for u, v in zip(a, f)])
+            assert lo - 0.005 - 1e-9 <= x[f'{mode}_speedup'] <= hi + 0.005 + 1e-9, (mode, x)
+    assert set(r['meets_target']) == {'ivf', 'hnsw'}
+    for k, met in r['meets_target'].items():
+        x = by[k]
+        assert met == dict(recall=x['recall_at_10'] >= 0.95, batch_speedup=x['batch_speedup'] >= 5.0,
+                           single_speedup=x['single_speedup'] >= 5.0)
+    t = targets({'rag': r})
+    assert len(t) == 6 and all(set(g) == {'name', 'value', 'target', 'met'} for g in t)
+    assert 'Stage 6 vector search' in table({'meta': {'cpu_model': 'x', 'cpu_count': 1, 'torch': '0', 'torch_threads': 1,
+                                                      'transformers': '0'}, 'rag': r})
+
+
+def test_rag_index_shape(tmp_path):
+    "bench_index on a micro model and a two-folder codebase: the fields, the targets, the threads put back; no speed."
+    import torch
+    from benchmarks.__main__ import targets
+    from benchmarks.rag import bench_index, bench_rag
+    from codellm.checkpoint import save_checkpoint
+    from codellm.chat_format import CHAT_TEMPLATE
+    from codellm.model import GPT, tiny_test_config
+    from codellm.tokenizer import BPETokenizer
+    (tmp_path / 'pkg').mkdir(); (tmp_path / 'docs').mkdir()
+    for i in range(3): (tmp_path / 'pkg' / f'm{i}.py').write_text(f'def load_{i}(path):\n    "Read file {i}."\n    return open(path).read()\n')
+    (tmp_path / 'docs' / 'notes.md').write_text('# Notes\n\nHow the files are read.\n')
+    tok = BPETokenizer.train([p.read_text() for p in (tmp_path / 'pkg').iterdir()], vocab_size=300)
+    torch.manual_seed(0)
+    ck = tmp_path / 'multimodal_model_best.pth'
+    save_checkpoint(ck, GPT(tiny_test_config(vocab_size=tok.vocab_size, block_size=256)), tok, 'multimodal', CHAT_TEMPLATE)
+    threads = torch.get_num_threads()
+    x = bench_index(ck, threads=1, sources={'pkg': tmp_path / 'pkg', 'docs': tmp_path / 'docs'},
+                    queries=['read a file', 'load_1', 'notes'], log=lambda *a: None)
+    assert torch.get_num_threads() == threads                           # put back for the benchmarks after it
+    assert x['files'] == 4 and x['chunks'] >= 4 and x['settings']['queries'] == 3 and x['settings']['torch_threads'] == 1
+    assert x['settings']['sources'] == {'pkg': 'pkg', 'docs': 'docs'} and x['settings']['chunk_size'] == 512
+    assert x['settings']['index_type'] == 'flat' and x['settings']['stage'] == 'multimodal' and x['index_mb'] > 0
+    assert list(x['query']) == ['dense', 'bm25', 'hybrid']
+    for m, q in x['query'].items():
+        assert len(q['runs_ms']) == 3 and 0 <= q['median_ms'] <= q['max_ms'] == max(q['runs_ms'])
+        assert x['meets_target'][f'query_{m}'] == (q['median_ms'] < x['target_query_ms'] == 100.0)
+    assert x['meets_target']['index_s'] == (x['index_s'] < x['target_index_s'] == 60.0)
+    r = bench_rag(n=2000, queries=40, single=5, repeats=1, log=lambda *a: None) | {'index': x}
+    t = targets({'rag': r})
+    assert len(t) == 6 + 1 + 3 and t[6]['value'] == x['index_s'] and [g['value'] for g in t[7:]] == [q['median_ms'] for q in x['query'].values()]
+    text = table({'meta': {'cpu_model': 'x', 'cpu_count': 1, 'torch': '0', 'torch_threads': 1, 'transformers': '0'}, 'rag': r})
+    assert 'Stage 6 index of pkg, docs' in text and 'query after loading' in text

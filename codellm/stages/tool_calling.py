@@ -517,12 +517,16 @@ def _chat_args(p):
     p.add_argument('--device', choices=DEVICES, default='cpu')
     p.add_argument('--threads', type=int, default=1, help='torch threads (1 is fastest for small models)')
     p.add_argument('--models-dir', default=None, help='where the default checkpoint is (default: models/ in the project)')
+    p.add_argument('--rag', default=None, help='stage 6: answer questions about the code in this index folder (e.g. data/rag); default checkpoint models/rag_model_best.pth')
 
 def cmd_chat(a, input_fn=input, out=None):
     from codellm.checkpoint import load_checkpoint, check_compatible
     from codellm.core import get_device
     out = out or sys.stdout
     if a.json and a.prompt is None: raise CodeLLMError("ERROR: --json NEEDS --prompt! Run: codellm chat --prompt 'What is 2 + 2?' --json")
+    if a.rag is not None:                        # stage 6: questions about indexed code, answered from what the index finds
+        from codellm.stages.rag import rag_chat
+        return rag_chat(a, input_fn, out)
     if a.max_new_tokens <= 0 or a.max_calls < 0: raise CodeLLMError("ERROR: --max-new-tokens MUST BE POSITIVE AND --max-calls NOT NEGATIVE! Run: codellm chat --max-new-tokens 128 --max-calls 3")
     path = Path(a.checkpoint) if a.checkpoint else Paths.of(models_dir=a.models_dir).best('tool_calling')
     if not path.is_file(): raise checkpoint_not_found(path, 'tool_calling')
