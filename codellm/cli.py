@@ -12,7 +12,7 @@ __all__ = ['RESULT_COLUMNS', 'BUILTIN_COMMANDS', 'add_options', 'option_values',
 import argparse, contextlib, json, os, sys, time, warnings
 from dataclasses import asdict, fields
 from pathlib import Path
-from .core import CodeLLMError, Paths, DEVICES
+from .core import CodeLLMError, Paths, DEVICES, atomic_write
 from .stage import (Options, flag_name, make_options, check_row, get_stage, get_experiment, load_stages,
                            load_experiments, load_commands)
 
@@ -192,9 +192,7 @@ def cmd_experiment(a):
 # %% ../nbs/90_cli.ipynb #446db798
 RESULT_COLUMNS = ['stage', 'metric', 'baseline', 'before', 'ours', 'better', 'seconds']
 
-def _write_json(path: Path, obj):
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_text(json.dumps(obj, indent=1, default=str)); os.replace(tmp, path)
+def _write_json(path: Path, obj): atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1, default=str)))
 
 def _flat(row: dict) -> dict: return {k: v for k, v in row.items() if not isinstance(v, (list, dict))}
 

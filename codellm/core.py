@@ -6,7 +6,8 @@ Docs: https://codellm.github.io/codellm/core.html.md"""
 
 # %% auto #0
 __all__ = ['DEVICES', 'CodeLLMError', 'data_not_found', 'checkpoint_not_found', 'project_root', 'Paths', 'processed_dir',
-           'models_dir', 'raw_dir', 'get_device', 'seed_everything', 'data_stage', 'read_data', 'read_resource']
+           'models_dir', 'raw_dir', 'get_device', 'seed_everything', 'data_stage', 'read_data', 'atomic_write',
+           'save_npy', 'read_resource']
 
 # %% ../nbs/00_core.ipynb #e2570160
 class CodeLLMError(Exception):
@@ -99,6 +100,22 @@ def read_data(path, stage: str | None = None):
         return json.loads(path.read_text())
     except (ValueError, OSError, EOFError, UnicodeDecodeError) as e:   # damaged header, cut-short data, not JSON, not text
         raise CodeLLMError(f"ERROR: {stage.upper()} DATA IS DAMAGED ({path}: {type(e).__name__})! Run: codellm prepare {stage}") from None
+
+# %% ../nbs/00_core.ipynb #dfa8bce1
+def atomic_write(path, write):
+    "Write `path` so that no reader sees half of it: `write(tmp)` fills a temporary file beside it, which then replaces `path`."
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    try: write(tmp); os.replace(tmp, path)
+    finally:
+        if tmp.exists(): tmp.unlink()
+    return path
+
+def save_npy(path, a: np.ndarray):
+    "`np.save` through `atomic_write` (to a file object: `np.save` would add `.npy` to the temporary name)."
+    def write(tmp):
+        with open(tmp, 'wb') as f: np.save(f, a)
+    return atomic_write(path, write)
 
 # %% ../nbs/00_core.ipynb #fc417f7a
 from importlib import resources

@@ -95,7 +95,7 @@ def test_questions_unique_names_and_answers(tree):
     assert make_questions(recs + recs) == []                                        # no name is unique
     for q in qs: assert check_answer(q['kind'], q['answer'], q['answer'])
     own = make_questions(recs, OWN_WORDS_TEMPLATES, kinds=('which',))
-    assert own[0]['question'].startswith(("I'm looking for the routine that would say hello", 'Is there something here to say hello'))
+    assert own[0]['question'].startswith(('Which routine matches this summary: Say hello', 'Someone documented a helper as "Say hello'))
     assert {q['answer'] for q in make_questions(recs, kinds=('params',))} == {'name', 'a, b, rest, key, extra', 'x', 'scale'}
     assert description_query({'description': 'Return the area. Raises if negative.'}) == 'Return the area'
 

@@ -191,8 +191,8 @@ OWN_WORDS_TEMPLATES = {                      # held out: the same questions, nev
     'file': ("Where in the code base does `{name}` live?", "Point me to the source file for `{name}`."),
     'params': ("List the arguments `{name}` takes.", "`{name}` expects which inputs?"),
     'returns': ("When `{name}` finishes, what expression comes back?", "Tell me what `{name}` hands back to its caller."),
-    'which': ("I'm looking for the routine that would {description_lower}; what is it called?",
-              "Is there something here to {description_lower}? Give its name."),
+    'which': ("Which routine matches this summary: {description}? Only its name, please.",
+              'Someone documented a helper as "{description}". What is that helper called?'),
 }
 
 # %% ../../nbs/06c_code_pairs.ipynb #4e2270ee

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from ..core import CodeLLMError, Paths, checkpoint_not_found, data_not_found, read_data
+from ..core import CodeLLMError, Paths, checkpoint_not_found, data_not_found, read_data, atomic_write, save_npy
 from ..stage import Stage, Options, option, register_stage, result_row, Command, register_command
 from ..chat_format import CHAT_TEMPLATE
 from ..checkpoint import load_checkpoint, start_tokenizer, text_model
@@ -41,15 +41,6 @@ class MultimodalPrepareOptions(Options):
     num_images: int = option(1000, 'pictures to make (80% training, 10% val, 10% held-out compositions)')
     image_size: int = option(BASE, 'side of the square pictures the model sees (programs always draw 128x128)')
     checkpoint: str | None = option(None, "the checkpoint whose tokenizer encodes the programs (None: the rlhf stage's best, else tokenizer.json)")
-
-def _atomic_write(path: Path, write):
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try: write(tmp); os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-
-def _save_npy(path: Path, a: np.ndarray):
-    with open(path, 'wb') as f: np.save(f, a)        # a file object: np.save would add .npy to the temporary name
 
 def _swap_dir(tmp: Path, final: Path):
     "Replace the folder `final` by `tmp` (the old one moved aside first, then removed)."
@@ -97,12 +88,12 @@ def prepare_multimodal(paths: Paths | None = None, num_images: int = 1000, image
         _swap_dir(tmp_dir, paths.data / 'images')
     finally: shutil.rmtree(tmp_dir, ignore_errors=True)
     for split, a in arrays.items():
-        _atomic_write(paths.data_file('multimodal', f'{split}_tokens.npy'), lambda p, a=a: _save_npy(p, a))
+        save_npy(paths.data_file('multimodal', f'{split}_tokens.npy'), a)
     meta = dict(source=PICTURES_SOURCE, seed=seed, tokenizer=tok.fingerprint(), tokenizer_from=str(tok_from), image_size=image_size,
                 n_image_tokens=vc.n_patches, context=CONTEXT, counts={k: len(v) for k, v in records.items()}, dropped=dropped,
                 held_out={k: sorted(map(list, v)) for k, v in HELD_OUT.items()}, seconds=round(time.perf_counter() - t0, 1),
                 images=records)
-    _atomic_write(paths.meta('multimodal'), lambda p: p.write_text(json.dumps(meta, indent=1)))   # the meta last: it says the rest is complete
+    atomic_write(paths.meta('multimodal'), lambda p: p.write_text(json.dumps(meta, indent=1)))   # the meta last: it says the rest is complete
     if verbose: print(f"multimodal: {sum(meta['counts'].values())} pictures ({meta['counts']}), dropped as too long: {dropped}, in {meta['seconds']} s")
     return meta
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import codellm
-from ..core import CodeLLMError, Paths, checkpoint_not_found, data_not_found, read_data, read_resource
+from ..core import CodeLLMError, Paths, checkpoint_not_found, data_not_found, read_data, read_resource, atomic_write, save_npy
 from ..stage import Stage, Options, option, register_stage, result_row
 from ..chat_format import CHAT_TEMPLATE, encode_prompt
 from ..checkpoint import load_checkpoint, start_tokenizer, text_model
@@ -88,18 +88,9 @@ class RagPrepareOptions(Options):
     checkpoint: str | None = option(None, "the checkpoint the data is for: its tokenizer and context (None: the multimodal stage's best)")
     source: str | None = option(None, 'the Python source tree to harvest (None: the installed standard library)')
 
-def _atomic_write(path: Path, write):
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try: write(tmp); os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-
 def _save_rows(path: Path, rows: list[list[int]]):
     T = max(map(len, rows), default=1)
-    a = np.array([r + [-1] * (T - len(r)) for r in rows], dtype=np.int32).reshape(len(rows), T)
-    def write(p):
-        with open(p, 'wb') as f: np.save(f, a)
-    _atomic_write(path, write)
+    save_npy(path, np.array([r + [-1] * (T - len(r)) for r in rows], dtype=np.int32).reshape(len(rows), T))
 
 DISGUISE_SHARE = 0.5   # grounded training rows whose function and file are renamed at random: their answer can only be copied
 
@@ -175,12 +166,12 @@ def prepare_rag(paths: Paths | None = None, max_pairs: int = 4000, qa_examples: 
         rows = grounded_rows(tok, qs, chunks, block, seed)
         _save_rows(paths.data_file('rag', f'qa_{s}.npy'), rows)
         qa_counts[s] = len(rows)
-    _atomic_write(paths.data_file('rag', 'pairs.json'), lambda p: p.write_text(json.dumps(pairs)))
+    atomic_write(paths.data_file('rag', 'pairs.json'), lambda p: p.write_text(json.dumps(pairs)))
     meta = dict(source=PAIRS_SOURCE, root=str(root), seed=seed, tokenizer=tok.fingerprint(), tokenizer_from=str(tok_from),
                 block_size=block, functions={k: len(v) for k, v in by_split.items()}, leaked=leaked, pairs={k: len(v) for k, v in pairs.items()},
                 qa=qa_counts, test_modules=sorted({p['module'].split('.')[0] for p in pairs['test']}),
                 seconds=round(time.perf_counter() - t0, 1))
-    _atomic_write(paths.meta('rag'), lambda p: p.write_text(json.dumps(meta, indent=1)))     # the meta last: it says the rest is complete
+    atomic_write(paths.meta('rag'), lambda p: p.write_text(json.dumps(meta, indent=1)))     # the meta last: it says the rest is complete
     if verbose: print(f"rag: {meta['pairs']} pairs, {qa_counts} grounded rows from {root}, in {meta['seconds']} s")
     return meta
 
