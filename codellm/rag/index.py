@@ -184,7 +184,7 @@ def build_index(codebase, out, embedder: Embedder, chunk_size: int = 512, extens
     return {'out': str(out), 'index_type': index_type, 'embedder': embedder.name, **summary}
 
 # %% ../../nbs/06d_index.ipynb #8c44364e
-HYBRID_WEIGHTS = (0.35, 1.0)  # (dense, bm25) in the fusion, and its constant k: chosen on the validation modules (6.7)
+HYBRID_WEIGHTS = (0.2, 1.0)   # (dense, bm25) in the fusion, and its constant k: chosen on the validation modules (6.7)
 RRF_K = 1
 FUSE_DEPTH = 50               # how deep each ranking goes into the fusion
 
