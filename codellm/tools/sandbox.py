@@ -177,22 +177,35 @@ def _collect(workdir: str, names, cap: int) -> dict[str, bytes]:
             if stat.S_ISREG(st.st_mode) and st.st_size <= cap: out[n] = f.read(cap)
     return out
 
-def _execute(code: str, timeout: float, backend: str, python: str, cfg: SandboxConfig, files=()):
+def _write_inputs(workdir: str, inputs: dict) -> list[str]:
+    "Write the caller's `inputs` (checked by `_check_inputs`) under `workdir`; returns every folder and file made, parents first."
+    made = []
+    for name, data in inputs.items():
+        parts = name.split('/')
+        for i in range(1, len(parts)):
+            d = os.path.join(workdir, *parts[:i])
+            if not os.path.isdir(d): os.mkdir(d); made.append(d)
+        p = os.path.join(workdir, *parts)
+        with open(p, 'wb') as f: f.write(data if isinstance(data, bytes) else data.encode('utf-8', 'replace'))
+        made.append(p)
+    return made
+
+def _execute(code: str, timeout: float, backend: str, python: str, cfg: SandboxConfig, files=(), inputs=None,
+             entry: str = 'main.py'):
     "One run in a fresh working directory; returns _run's tuple, the rlimits that were set and the `files` the code wrote."
     workdir = tempfile.mkdtemp(prefix='codellm-sandbox-')
     try:
-        main = os.path.join(workdir, 'main.py')
-        with open(main, 'w', encoding='utf-8', errors='replace') as f: f.write(code)
+        made = _write_inputs(workdir, {**(inputs or {}), entry: code})   # the entry last: its folders may come from inputs
         drop = _drop_ids(cfg)
-        if drop:
-            for p in (workdir, main): os.chown(p, *drop)
+        if drop:                      # the unprivileged uid must be able to read (and write) all of it
+            for p in (workdir, *made): os.chown(p, *drop)
         if backend == 'bwrap':        # a fresh user namespace: its process count starts at zero
             env, base = _env('/sandbox', python, '/tmp'), 0
             prefix = _bwrap_argv(_bwrap_features(), python, workdir, env, cfg)
         else:                         # the uid's existing processes count too
             env, base, prefix = _env(workdir, python, workdir), _count_tasks(drop[0] if drop else os.getuid()), []
         limits = _rlimits(cfg, timeout, base)
-        argv = prefix + [python, '-E', '-s', '-c', _RLIMIT_WRAPPER, json.dumps(limits), 'main.py']
+        argv = prefix + [python, '-E', '-s', '-c', _RLIMIT_WRAPPER, json.dumps(limits), entry]
         run = _run(argv, env, workdir, cfg.max_output, timeout, drop)   # the process group is dead when this returns
         return run, limits, _collect(workdir, files, cfg.max_file_mb * 1024 * 1024)
     finally:
@@ -267,13 +280,38 @@ def _warn_fallback():
                   'connections and see (and signal) other processes of its user. Install bubblewrap: apt-get install bubblewrap',
                   RuntimeWarning, stacklevel=3)
 
+def _check_name(name, what: str) -> str:
+    "`name` if it is a plain relative POSIX path (no absolute path, no `..`, no empty part), else a one-line error."
+    fix = "Run: run_python(code, inputs={'helper.py': 'X = 1'})" if what == 'input' else "Run: run_python(code, entry='main.py')"
+    if not isinstance(name, str) or not name or '\x00' in name:
+        raise CodeLLMError(f"ERROR: {what.upper()} NAME {name!r} IS NOT A NON-EMPTY STR! {fix}")
+    parts = name.split('/')
+    if name.startswith('/') or '..' in parts or any(p in ('', '.') for p in parts) or name.startswith('-'):
+        raise CodeLLMError(f"ERROR: {what.upper()} NAME {name!r} MUST BE A PLAIN RELATIVE PATH (NO /, .., EMPTY PART, LEADING -)! {fix}")
+    return name
+
+def _check_inputs(inputs, entry: str) -> dict:
+    "The validated `inputs`: relative paths to str or bytes, none of them the entry or a folder of another one."
+    if inputs is None: return {}
+    if not isinstance(inputs, dict): raise CodeLLMError(f"ERROR: INPUTS MUST BE A DICT, NOT {type(inputs).__name__}! Run: run_python(code, inputs={{'data.csv': 'a,b'}})")
+    for name, data in inputs.items():
+        _check_name(name, 'input')
+        if name == entry: raise CodeLLMError(f"ERROR: INPUT {name!r} IS THE ENTRY FILE THE CODE IS WRITTEN TO! Run: run_python(code, inputs=..., entry='another.py')")
+        if not isinstance(data, (str, bytes)): raise CodeLLMError(f"ERROR: INPUT {name!r} MUST BE STR OR BYTES, NOT {type(data).__name__}! Run: run_python(code, inputs={{{name!r}: 'text'}})")
+    names = [*inputs, entry]
+    folders = {'/'.join(n.split('/')[:i]) for n in names for i in range(1, n.count('/') + 1)}
+    if clash := sorted(folders & set(names)):
+        raise CodeLLMError(f"ERROR: {clash[0]!r} IS BOTH A FILE AND A FOLDER OF ANOTHER INPUT! Run: rename one of them")
+    return inputs
+
 def run_python(code: str, timeout: float = 5.0, backend: str = 'auto', config: SandboxConfig | None = None,
-               files=()) -> SandboxResult:
-    "Run untrusted `code` in the sandbox and return what happened, with the `files` (plain names) it wrote in its working directory. Never raises for anything the code does."
+               files=(), inputs: dict[str, str | bytes] | None = None, entry: str = 'main.py') -> SandboxResult:
+    "Run untrusted `code` (written to `entry`) in the sandbox, beside the files `inputs`, and return what happened, with the `files` (plain names) it wrote in its working directory. Never raises for anything the code does."
     if os.name != 'posix': raise CodeLLMError("ERROR: THE SANDBOX NEEDS LINUX (OR MACOS)! Run: codellm inside WSL or a Linux container")
     if not isinstance(code, str): raise CodeLLMError(f"ERROR: CODE MUST BE A STR, NOT {type(code).__name__}! Run: run_python('print(1)')")
     if not (isinstance(timeout, (int, float)) and 0 < timeout <= 600):
         raise CodeLLMError(f"ERROR: TIMEOUT MUST BE IN (0, 600] SECONDS, GOT {timeout!r}! Run: run_python(code, timeout=5)")
+    inputs = _check_inputs(inputs, _check_name(entry, 'entry'))
     cfg = config or SandboxConfig()
     backend = sandbox_backend(backend)
     python, why = _probe(backend)
@@ -281,5 +319,5 @@ def run_python(code: str, timeout: float = 5.0, backend: str = 'auto', config: S
         fix = 'apt-get install bubblewrap' if backend == 'bwrap' and not _bwrap_features() else 'export CODELLM_SANDBOX=subprocess'
         raise CodeLLMError(f"ERROR: SANDBOX BACKEND '{backend}' DOES NOT WORK HERE ({why})! Run: {fix}")
     if backend == 'subprocess': _warn_fallback()
-    (out, err, rc, timed_out, truncated, dt), limits, got = _execute(code, float(timeout), backend, python, cfg, tuple(files))
+    (out, err, rc, timed_out, truncated, dt), limits, got = _execute(code, float(timeout), backend, python, cfg, tuple(files), inputs, entry)
     return SandboxResult(out, err, rc, timed_out, truncated, round(dt, 3), backend, python, _protections(backend, limits), got)
