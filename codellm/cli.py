@@ -104,6 +104,8 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     p.add_argument('--top-p', type=float, default=None)
     p.add_argument('--seed', type=int, default=None)
     p.add_argument('--raw', action='store_true', help="do not apply the checkpoint's prompt template")
+    p.add_argument('--adapter', default=None, help="a LoRA adapter (stage 8, e.g. models/domain_web_lora.pth) for this checkpoint: its weights and template apply")
+    p.add_argument('--domain', default=None, help="stage 8: put this domain's token before the template (web, data_science, devops, mobile, backend)")
     p.add_argument('--device', choices=DEVICES, default='cpu')
 
     p = sub.add_parser('evaluate', help="measure a stage's checkpoint; prints its result row as JSON")
@@ -165,6 +167,10 @@ def cmd_generate(a):
     if max_new <= 0: raise CodeLLMError("ERROR: --max-new-tokens MUST BE POSITIVE! Run: codellm generate --max-new-tokens 100 ...")
     if a.prompt is None and not image: raise CodeLLMError("ERROR: NOTHING TO CONTINUE! Run: codellm generate --checkpoint CK --prompt TEXT  (or --image PICTURE.png)")
     ck = load_checkpoint(a.checkpoint, device=get_device(a.device))
+    if a.adapter is not None or a.domain is not None:   # stage 8: a specialist from the base checkpoint and its adapter
+        from codellm.stages.domains import load_model, domain_prompt_template
+        ck = load_model(ck, a.adapter)
+        if a.domain is not None: ck.template = domain_prompt_template(ck.template, a.domain)
     if a.rag is not None:                          # stage 6: an answer grounded in the chunks the index finds, with its sources
         from codellm.stages.rag import rag_answer, format_answer
         from codellm.rag.index import load_index

@@ -95,6 +95,15 @@ class Stage:
         from codellm.checkpoint import text_model
         return text_model(model)
 
+    def run_name(self, opts) -> str:
+        "The file prefix of this run's checkpoints and log (`models/<run>_model_best.pth`). Default: the stage's name (stage 8 names one per domain)."
+        return self.name
+
+    def checkpoint_callback(self, paths: Paths, run: str, tokenizer, meta: dict, opts):
+        "The callback that saves the run (its `best_path` is what training returns). Default: `CheckpointCB`, best and last checkpoints of `run`."
+        from codellm.training import CheckpointCB
+        return CheckpointCB(paths.best(run), paths.last(run), tokenizer, self.name, self.template, meta=meta)
+
     def make_trainer(self, model, train, val, cfg, callbacks, opts):
         "The trainer. Default: the shared `Trainer` with this stage's loss."
         from codellm.training import Trainer

@@ -373,10 +373,11 @@ def train_stage(stage, paths: Paths | None = None, opts=None, checkpoint=None, m
     data_meta = read_data(paths.meta(data), data)   # missing or damaged: one line, before any model is loaded
     given = opts if isinstance(opts, dict) or opts is None else asdict(opts)
     state = None
+    run = st.run_name(make_options(st.TrainOptions, given, name, 'train'))   # the files' prefix: the stage, or e.g. domain_web
     if resume:
-        if not paths.last(name).is_file():
-            raise CodeLLMError(f"ERROR: NOTHING TO RESUME: {paths.last(name)} NOT FOUND! Run: codellm train --stage {name}")
-        ck = load_checkpoint(paths.last(name))
+        if not paths.last(run).is_file():
+            raise CodeLLMError(f"ERROR: NOTHING TO RESUME: {paths.last(run)} NOT FOUND! Run: codellm train --stage {name}")
+        ck = load_checkpoint(paths.last(run))
         model, tok, state = ck.model, ck.tokenizer, ck.train_state
         # the saved settings win (same batches, same schedule), except where to run and how long: `--num-epochs` extends a run
         longer = ('device', 'num_epochs', 'steps_per_epoch')
@@ -393,17 +394,19 @@ def train_stage(stage, paths: Paths | None = None, opts=None, checkpoint=None, m
     if gradient_checkpointing is not None and mcfg is not None: mcfg.gradient_checkpointing = gradient_checkpointing
     train, val = st.load_data(paths, tok, mcfg.block_size if mcfg is not None else (block_size or 256), data_meta, opts)
     meta = {'data': data_meta.get('source'), 'stage_options': asdict(opts)}
-    cbs = [CheckpointCB(paths.best(name), paths.last(name), tok, name, st.template, meta=meta), *callbacks]
+    saver = st.checkpoint_callback(paths, run, tok, meta, opts)
+    cbs = [saver, *callbacks]
     if progress: cbs.append(ProgressCB())
     trainer = st.make_trainer(model, train, val, cfg, cbs, opts)
     before = state['history']['val_loss'][0] if state and state['history']['val_loss'] else trainer.evaluate()
     trainer.fit(resume=state)
-    result = dict(stage=name, best_path=str(paths.best(name)), last_path=str(paths.last(name)), val_loss_before=before,
+    result = dict(stage=name, run=run, best_path=str(saver.best_path), last_path=str(getattr(saver, 'last_path', None)), val_loss_before=before,
                   best_val_loss=trainer.best_val, final_train_loss=trainer.history['train_loss'][-1], steps=trainer.step,
                   tokens=trainer.tokens_seen, wall_s=trainer.train_time,
                   tokens_per_s=trainer.tokens_seen / max(trainer.train_time, 1e-9) if not state else None,
-                  params=sum(p.numel() for p in model.parameters()), history=trainer.history, data=data_meta.get('source'))
+                  params=sum(p.numel() for p in model.parameters()),
+                  trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad), history=trainer.history, data=data_meta.get('source'))
     if trainer.is_main:
         paths.models.mkdir(parents=True, exist_ok=True)
-        paths.log(name).write_text(json.dumps(result, indent=1, default=str))
+        paths.log(run).write_text(json.dumps(result, indent=1, default=str))
     return result

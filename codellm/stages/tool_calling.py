@@ -517,6 +517,7 @@ def _chat_args(p):
     p.add_argument('--device', choices=DEVICES, default='cpu')
     p.add_argument('--threads', type=int, default=1, help='torch threads (1 is fastest for small models)')
     p.add_argument('--models-dir', default=None, help='where the default checkpoint is (default: models/ in the project)')
+    p.add_argument('--adapter', default=None, help='a LoRA adapter (stage 8) for the checkpoint: its weights and template apply')
     p.add_argument('--rag', default=None, help='stage 6: answer questions about the code in this index folder (e.g. data/rag); default checkpoint models/rag_model_best.pth')
 
 def cmd_chat(a, input_fn=input, out=None):
@@ -531,6 +532,9 @@ def cmd_chat(a, input_fn=input, out=None):
     path = Path(a.checkpoint) if a.checkpoint else Paths.of(models_dir=a.models_dir).best('tool_calling')
     if not path.is_file(): raise checkpoint_not_found(path, 'tool_calling')
     ck = load_checkpoint(path, device=get_device(a.device))
+    if getattr(a, 'adapter', None):               # stage 8: the checkpoint with a specialist's adapter merged in
+        from codellm.stages.domains import with_adapter
+        ck = with_adapter(ck, a.adapter)
     check_compatible(ck.config, path, model_size=a.model_size)
     kw = dict(max_calls=a.max_calls, max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_k=a.top_k, seed=a.seed)
     with torch_threads(a.threads):
