@@ -82,6 +82,7 @@ def test_full_and_lora_training_and_adapters(prepared, tmp_path):
     r = codellm('generate', '--checkpoint', base, '--adapter', ad, '--prompt', 'a button', '--max-new-tokens', 5, '--seed', 0, check=True)
     one_line_error(codellm('generate', '--checkpoint', models / 'other_model_best.pth', '--adapter', ad, '--prompt', 'x'), 'BELONGS TO', 'other_model_best.pth')
     one_line_error(codellm('chat', '--checkpoint', models / 'other_model_best.pth', '--adapter', ad, '--prompt', 'x'), 'BELONGS TO')
+    one_line_error(codellm('chat', '--rag', tmp_path, '--adapter', ad, '--prompt', 'x'), '--adapter DOES NOT COMBINE WITH --rag')
     f = tmp_path / 'page.html'; f.write_text('<html><body><p>hello</p></body></html>\n')
     r = codellm('perplexity', '--checkpoint', base, '--adapter', ad, '--domain', 'web', '--file', f, check=True)
     got = json.loads(r.stdout)

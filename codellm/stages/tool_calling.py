@@ -525,6 +525,8 @@ def cmd_chat(a, input_fn=input, out=None):
     from codellm.core import get_device
     out = out or sys.stdout
     if a.json and a.prompt is None: raise CodeLLMError("ERROR: --json NEEDS --prompt! Run: codellm chat --prompt 'What is 2 + 2?' --json")
+    if a.rag is not None and getattr(a, 'adapter', None):   # the RAG chat loads its own checkpoint: an adapter would be silently unused
+        raise CodeLLMError("ERROR: --adapter DOES NOT COMBINE WITH --rag! Run: codellm chat --rag DIR (without --adapter), or codellm chat --checkpoint CK --adapter A")
     if a.rag is not None:                        # stage 6: questions about indexed code, answered from what the index finds
         from codellm.stages.rag import rag_chat
         return rag_chat(a, input_fn, out)
